@@ -1,0 +1,68 @@
+"""Builders shared by the referral scenario tests."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager, suppress
+from datetime import date
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+
+from workers.worker import build_worker
+from workflows.care.calendar import BusinessCalendar
+from workflows.care.models import Actor, OrderSummary, Role
+from workflows.referral.models import Priority, ReferralInput
+from workflows.referral.workflow import ReferralWorkflow
+
+TEAM = "cardiology"
+COORDINATOR = Actor(user_id="cora", role=Role.COORDINATOR, team=TEAM)
+OTHER_COORDINATOR = Actor(user_id="omar", role=Role.COORDINATOR, team=TEAM)
+SUPERVISOR = Actor(user_id="sam", role=Role.SUPERVISOR, team=TEAM)
+OUTSIDER = Actor(user_id="olga", role=Role.COORDINATOR, team="imaging")
+AUDITOR = Actor(user_id="audrey", role=Role.AUDITOR)
+
+
+def referral_input(
+    priority: Priority = Priority.ROUTINE,
+    holidays: list[date] | None = None,
+    case_id: str | None = None,
+) -> ReferralInput:
+    case_id = case_id or f"referral-{uuid.uuid4().hex[:10]}"
+    return ReferralInput(
+        case_id=case_id,
+        order=OrderSummary(
+            resource=f"ServiceRequest/{case_id}", patient="Patient/p1", service="Cardiology consult"
+        ),
+        priority=priority,
+        team=TEAM,
+        location="Location/main-clinic",
+        calendar=BusinessCalendar(timezone="America/New_York", holidays=holidays or []),
+    )
+
+
+_opened: dict[str, list[WorkflowHandle]] = {}
+
+
+@asynccontextmanager
+async def running(client: Client, engine, task_queue: str):
+    """A worker for one test. Cases the test leaves open are terminated afterwards: their timers
+    would otherwise hold back the time-skipping server for the tests that follow."""
+    try:
+        async with build_worker(client, engine, task_queue=task_queue):
+            yield
+    finally:
+        for handle in _opened.pop(task_queue, []):
+            with suppress(RPCError):
+                await handle.terminate("test finished")
+
+
+async def open_referral(
+    client: Client, task_queue: str, order: ReferralInput | None = None
+) -> WorkflowHandle:
+    order = order or referral_input()
+    handle = await client.start_workflow(
+        ReferralWorkflow.run, order, id=order.case_id, task_queue=task_queue
+    )
+    _opened.setdefault(task_queue, []).append(handle)
+    return handle

@@ -1,0 +1,278 @@
+"""Referral scenarios on time-skipping Temporal: weeks of case time in about a second each."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from activities.staff import StaffNoticeRecord
+from workflows.care import search
+from workflows.care.models import EventKind
+from workflows.referral.models import (
+    AddNote,
+    Assign,
+    Cancel,
+    Channel,
+    MarkCompleted,
+    MarkNoShow,
+    MarkScheduled,
+    OpenCase,
+    OutreachOutcome,
+    RecordOutreach,
+)
+from workflows.referral.workflow import ReferralWorkflow
+
+from .referral_kit import (
+    AUDITOR,
+    COORDINATOR,
+    OTHER_COORDINATOR,
+    OUTSIDER,
+    SUPERVISOR,
+    open_referral,
+    referral_input,
+    running,
+)
+
+
+def kinds(detail) -> list[EventKind]:
+    return [event.kind for event in detail.timeline]
+
+
+async def rejected(handle, update, action) -> ApplicationError:
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await handle.execute_update(update, action)
+    assert isinstance(failure.value.cause, ApplicationError)
+    return failure.value.cause
+
+
+async def test_scheduled_on_day_three_then_completed(time_skipping, client, engine, task_queue):
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        claimed = await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        assert (claimed.stage, claimed.owner) == ("awaiting_scheduling", "cora")
+
+        await time_skipping.sleep(timedelta(days=3))
+        visit = (await time_skipping.get_current_time()) + timedelta(days=5)
+        scheduled = await handle.execute_update(
+            ReferralWorkflow.mark_scheduled,
+            MarkScheduled(actor=COORDINATOR, appointment="Appointment/a1", appointment_at=visit),
+        )
+        assert scheduled.stage == "scheduled"
+        assert scheduled.task.status == "in-progress"
+
+        await time_skipping.sleep(timedelta(days=6))
+        after_visit = await handle.query(ReferralWorkflow.detail)
+        assert after_visit.stage == "awaiting_result"
+        assert after_visit.due_at is not None
+
+        done = await handle.execute_update(
+            ReferralWorkflow.mark_completed,
+            MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r1"),
+        )
+        assert done.stage == "completed" and done.closed
+        assert done.task.status == "completed"
+        outcome = await handle.result()
+        assert outcome.stage == "completed"
+        assert EventKind.ESCALATED not in kinds(done)
+        assert done.references == {"appointment": "Appointment/a1", "report": "DiagnosticReport/r1"}
+
+
+async def test_nobody_schedules_for_ten_business_days(time_skipping, client, engine, task_queue):
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        claimed = await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        due = claimed.due_at
+        opened = claimed.opened_at
+        assert claimed.stalled is False
+        # Ten business days span at least two weekends: two calendar weeks or more.
+        assert due - opened >= timedelta(days=13)
+
+        await time_skipping.sleep(due - await time_skipping.get_current_time() - timedelta(hours=1))
+        before = await handle.query(ReferralWorkflow.detail)
+        assert EventKind.REMINDED in kinds(before)
+        assert EventKind.ESCALATED not in kinds(before) and before.stalled is False
+
+        await time_skipping.sleep(timedelta(hours=2))
+        after = await handle.query(ReferralWorkflow.detail)
+        assert kinds(after)[-2:] == [EventKind.REMINDED, EventKind.ESCALATED]
+        assert after.stalled is True
+        described = await handle.describe()
+        assert described.typed_search_attributes.get(search.STALLED) is True
+
+        with Session(engine) as session:
+            notices = session.exec(select(StaffNoticeRecord)).all()
+        assert [(n.kind, n.role, n.user_id) for n in notices] == [
+            ("reminded", "coordinator", "cora"),
+            ("escalated", "supervisor", None),
+        ]
+
+        # Acting clears the stalled flag.
+        visit = (await time_skipping.get_current_time()) + timedelta(days=2)
+        scheduled = await handle.execute_update(
+            ReferralWorkflow.mark_scheduled,
+            MarkScheduled(actor=COORDINATOR, appointment="Appointment/a2", appointment_at=visit),
+        )
+        assert scheduled.stalled is False
+
+
+async def test_unowned_case_escalates(time_skipping, client, engine, task_queue):
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        await time_skipping.sleep(timedelta(days=5))
+        detail = await handle.query(ReferralWorkflow.detail)
+        assert detail.stage == "unassigned"
+        assert detail.stalled is True
+        assert kinds(detail) == [EventKind.OPENED, EventKind.ESCALATED]
+
+
+async def test_holiday_inside_the_window_moves_the_deadline(
+    time_skipping, client, engine, task_queue
+):
+    async with running(client, engine, task_queue):
+        plain = await open_referral(client, task_queue)
+        opened = (await plain.query(ReferralWorkflow.detail)).opened_at
+        calendar = referral_input().calendar
+        holiday = calendar.business_day(calendar.local_date(opened), 4)
+        with_holiday = await open_referral(client, task_queue, referral_input(holidays=[holiday]))
+
+        due_plain = (
+            await plain.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        ).due_at
+        due_holiday = (
+            await with_holiday.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        ).due_at
+        assert due_holiday > due_plain
+        assert calendar.business_days_between(due_plain, due_holiday) == 1
+        assert calendar.local_date(due_holiday) == calendar.business_day(
+            calendar.local_date(opened), 11
+        )
+
+
+async def test_no_show_goes_back_to_scheduling(time_skipping, client, engine, task_queue):
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        visit = (await time_skipping.get_current_time()) + timedelta(days=4)
+        await handle.execute_update(
+            ReferralWorkflow.mark_scheduled,
+            MarkScheduled(actor=COORDINATOR, appointment="Appointment/a3", appointment_at=visit),
+        )
+        await time_skipping.sleep(timedelta(days=5))
+
+        missed = await handle.execute_update(
+            ReferralWorkflow.mark_no_show, MarkNoShow(actor=COORDINATOR, note="did not arrive")
+        )
+        assert missed.stage == "awaiting_scheduling"
+        assert missed.counters["reschedules"] == 1
+        assert "appointment" not in missed.references
+        # A fresh scheduling window, counted from the missed visit.
+        assert missed.due_at > visit + timedelta(days=10)
+
+        again = (await time_skipping.get_current_time()) + timedelta(days=3)
+        rescheduled = await handle.execute_update(
+            ReferralWorkflow.mark_scheduled,
+            MarkScheduled(actor=COORDINATOR, appointment="Appointment/a4", appointment_at=again),
+        )
+        assert rescheduled.stage == "scheduled"
+        assert kinds(rescheduled).count(EventKind.NO_SHOW) == 1
+
+
+async def test_actions_that_do_not_fit_are_rejected_without_trace(
+    time_skipping, client, engine, task_queue
+):
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        before = await handle.query(ReferralWorkflow.detail)
+
+        wrong_stage = await rejected(
+            handle,
+            ReferralWorkflow.mark_completed,
+            MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r9"),
+        )
+        assert wrong_stage.type == "ActionNotAllowed"
+        assert "unassigned" in wrong_stage.message
+        other_team = await rejected(handle, ReferralWorkflow.assign, Assign(actor=OUTSIDER))
+        assert other_team.type == "Forbidden"
+        auditor = await rejected(
+            handle, ReferralWorkflow.add_note, AddNote(actor=AUDITOR, text="looks fine")
+        )
+        assert auditor.type == "Forbidden"
+        not_supervisor = await rejected(
+            handle, ReferralWorkflow.assign, Assign(actor=COORDINATOR, owner="omar")
+        )
+        assert not_supervisor.type == "Forbidden"
+
+        after = await handle.query(ReferralWorkflow.detail)
+        assert after.timeline == before.timeline
+        history = await handle.fetch_history()
+        assert not [
+            e
+            for e in history.events
+            if e.HasField("workflow_execution_update_accepted_event_attributes")
+        ]
+
+        # A supervisor may hand the case to someone else.
+        reassigned = await handle.execute_update(
+            ReferralWorkflow.assign, Assign(actor=SUPERVISOR, owner="omar")
+        )
+        assert reassigned.owner == OTHER_COORDINATOR.user_id
+        assert reassigned.timeline[-2].actor == "sam"
+
+
+async def test_cancel_closes_the_case(time_skipping, client, engine, task_queue):
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        await rejected(
+            handle, ReferralWorkflow.cancel, Cancel.model_construct(actor=COORDINATOR, reason="")
+        )
+        cancelled = await handle.execute_update(
+            ReferralWorkflow.cancel, Cancel(actor=COORDINATOR, reason="Patient moved out of area")
+        )
+        assert cancelled.stage == "cancelled" and cancelled.closed
+        assert cancelled.task.status == "cancelled"
+        assert (await handle.result()).stage == "cancelled"
+
+
+async def test_outreach_until_unreachable_or_declined(time_skipping, client, engine, task_queue):
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        for outcome in [OutreachOutcome.NO_ANSWER, OutreachOutcome.LEFT_MESSAGE]:
+            detail = await handle.execute_update(
+                ReferralWorkflow.record_outreach,
+                RecordOutreach(actor=COORDINATOR, channel=Channel.PHONE, outcome=outcome),
+            )
+            assert detail.stage == "awaiting_scheduling"
+        last = await handle.execute_update(
+            ReferralWorkflow.record_outreach,
+            RecordOutreach(
+                actor=COORDINATOR, channel=Channel.SMS, outcome=OutreachOutcome.NO_ANSWER
+            ),
+        )
+        assert last.stage == "unable_to_reach"
+        assert last.task.status == "failed"
+        assert last.counters["outreach_attempts"] == 3
+
+        declined = await open_referral(client, task_queue)
+        await declined.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        detail = await declined.execute_update(
+            ReferralWorkflow.record_outreach,
+            RecordOutreach(
+                actor=COORDINATOR, channel=Channel.PHONE, outcome=OutreachOutcome.DECLINED
+            ),
+        )
+        assert detail.stage == "patient_declined"
+
+
+async def test_open_case_answers_created_only_once(time_skipping, client, engine, task_queue):
+    from workflows.care.models import SYSTEM
+
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        first = await handle.execute_update(ReferralWorkflow.open_case, OpenCase(actor=SYSTEM))
+        second = await handle.execute_update(ReferralWorkflow.open_case, OpenCase(actor=SYSTEM))
+        assert (first.created, second.created) == (True, False)

@@ -1,0 +1,53 @@
+"""One way to reach Temporal, for the worker, the API, the CLI and the tests."""
+
+from __future__ import annotations
+
+import os
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.care import search
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+
+
+async def connect(address: str | None = None, namespace: str | None = None) -> Client:
+    """Connect using Temporal's standard settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+    TEMPORAL_API_KEY, TEMPORAL_TLS_*), so the same code reaches a dev server, a cluster or Cloud."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS))
+    if address:
+        config["target_host"] = address
+    if namespace:
+        config["namespace"] = namespace
+    return await Client.connect(**config, data_converter=pydantic_data_converter)
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register the work-queue search attributes if the namespace lacks them (idempotent)."""
+    try:
+        existing = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+        known = set(existing.custom_attributes) | set(existing.system_attributes)
+    except RPCError as err:
+        if err.status != RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server
+            raise
+        known = set()
+    missing = {
+        key.name: IndexedValueType.ValueType(key.indexed_value_type.value)
+        for key in search.ALL
+        if key.name not in known
+    }
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )

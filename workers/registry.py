@@ -1,0 +1,18 @@
+"""Every workflow and activity the worker runs: one list each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from activities.staff import StaffActivities
+from workflows.referral.workflow import ReferralWorkflow
+
+WORKFLOWS: list[type] = [ReferralWorkflow]
+
+
+def activities(engine: Engine) -> list[Callable[..., Any]]:
+    staff = StaffActivities(engine)
+    return [staff.notify]

@@ -1,0 +1,61 @@
+"""All configuration, from UPPER_CASE environment variables (or a .env file)."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.care.calendar import BusinessCalendar
+from workflows.referral.models import ReferralPolicy
+
+DEV_SECRET = "followthrough-development-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path(".data")
+
+    # Temporal: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY and the TEMPORAL_TLS_*
+    # variables are read by Temporal's own environment configuration (see workers/client.py).
+    temporal_task_queue: str = "followthrough"
+    temporal_ui_port: int = 8233
+    max_cached_workflows: int = 1000
+
+    database_url: str = "sqlite:///.data/followthrough.db"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    jwt_secret: str = DEV_SECRET
+    jwt_issuer: str = "followthrough"
+    jwt_ttl_minutes: int = 12 * 60
+
+    clinic_timezone: str = "America/New_York"
+    clinic_holidays: list[date] = []
+    default_team: str = "referrals"
+    referral_policy: ReferralPolicy = ReferralPolicy()
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment == "production" and self.jwt_secret == DEV_SECRET:
+            raise ValueError("JWT_SECRET must be set to a secret of your own in production")
+        return self
+
+    @property
+    def calendar(self) -> BusinessCalendar:
+        return BusinessCalendar(timezone=self.clinic_timezone, holidays=self.clinic_holidays)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

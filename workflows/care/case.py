@@ -1,0 +1,286 @@
+"""A case: the state every pathway keeps, and the moves it makes with it.
+
+Pathways hold one `Case`, change it from update handlers (which run synchronously after their
+validators pass) and drive time from `run` with `milestone` and `wait_until`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.staff import StaffActivities
+    from workflows.care import errors, search
+    from workflows.care.calendar import BusinessCalendar
+    from workflows.care.ladder import Escalate, Step
+    from workflows.care.models import (
+        SYSTEM,
+        Actor,
+        CaseDetail,
+        CaseOutcome,
+        EventKind,
+        OrderSummary,
+        Role,
+        StaffNotice,
+        TaskState,
+        TimelineEvent,
+    )
+
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
+)
+
+
+class Case:
+    """State and moves of one case. `task_states` maps every stage to its FHIR Task reading."""
+
+    def __init__(
+        self,
+        *,
+        case_id: str,
+        case_type: str,
+        stage: str,
+        team: str,
+        priority: str,
+        location: str | None,
+        order: OrderSummary,
+        calendar: BusinessCalendar,
+        task_states: Mapping[str, TaskState],
+        closed_stages: Iterable[str],
+        deadline: Callable[[Case], datetime | None],
+    ) -> None:
+        self.case_id = case_id
+        self.case_type = case_type
+        self.stage = stage
+        self.team = team
+        self.priority = priority
+        self.location = location
+        self.order = order
+        self.calendar = calendar
+        self.task_states = dict(task_states)
+        self.closed_stages = frozenset(closed_stages)
+        self.deadline = deadline
+        self.owner: str | None = None
+        self.due_at: datetime | None = None
+        self.stalled = False
+        self.counters: dict[str, int] = {}
+        self.references: dict[str, str] = {}
+        self.moments: dict[str, datetime] = {}
+        self.timeline: list[TimelineEvent] = []
+        self.opened_at = workflow.now()
+        self.record(
+            EventKind.OPENED,
+            SYSTEM,
+            f"{case_type} case opened for {order.resource}",
+            stage_after=stage,
+        )
+        self.due_at = deadline(self)
+        self._publish()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self.stage in self.closed_stages
+
+    def detail(self) -> CaseDetail:
+        return CaseDetail(
+            case_id=self.case_id,
+            case_type=self.case_type,
+            stage=self.stage,
+            task=self.task_states[self.stage],
+            closed=self.closed,
+            priority=self.priority,
+            team=self.team,
+            owner=self.owner,
+            location=self.location,
+            order=self.order,
+            opened_at=self.opened_at,
+            due_at=self.due_at,
+            stalled=self.stalled,
+            counters=dict(self.counters),
+            references=dict(self.references),
+            moments=dict(self.moments),
+            timeline=list(self.timeline),
+        )
+
+    def outcome(self) -> CaseOutcome:
+        return CaseOutcome(
+            case_id=self.case_id,
+            stage=self.stage,
+            closed_at=workflow.now(),
+            counters=dict(self.counters),
+        )
+
+    # -- checks for update validators ---------------------------------------------------------
+
+    def authorize(self, actor: Actor, *, supervisor: bool = False) -> None:
+        """Refuse an actor whose role or team may not act on this case."""
+        if actor.role == Role.ADMIN:
+            return
+        if actor.role not in (Role.COORDINATOR, Role.SUPERVISOR):
+            raise errors.forbidden(f"The {actor.role.value} role cannot act on cases")
+        if actor.team != self.team:
+            raise errors.forbidden(f"This case belongs to team {self.team}")
+        if supervisor and actor.role != Role.SUPERVISOR:
+            raise errors.forbidden("Only a supervisor of the team can do this")
+
+    def require(self, action: str, *stages: str) -> None:
+        """Refuse an action that does not fit the current stage, naming where it would fit."""
+        if self.closed:
+            raise errors.not_allowed(f"Case is {self.stage}; no more actions are accepted")
+        if stages and self.stage not in stages:
+            allowed = ", ".join(stages)
+            raise errors.not_allowed(
+                f"Cannot {action} while the case is {self.stage} (allowed when: {allowed})"
+            )
+
+    # -- moves ---------------------------------------------------------------------------------
+
+    def record(
+        self,
+        kind: EventKind,
+        actor: Actor,
+        summary: str,
+        *,
+        stage_before: str | None = None,
+        stage_after: str | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> None:
+        self.timeline.append(
+            TimelineEvent(
+                seq=len(self.timeline) + 1,
+                at=workflow.now(),
+                kind=kind,
+                actor=actor.user_id,
+                role=actor.role,
+                summary=summary,
+                stage_before=stage_before,
+                stage_after=stage_after,
+                details=dict(details or {}),
+            )
+        )
+
+    def count(self, counter: str) -> int:
+        self.counters[counter] = self.counters.get(counter, 0) + 1
+        return self.counters[counter]
+
+    def move_to(
+        self,
+        stage: str,
+        actor: Actor,
+        summary: str,
+        *,
+        kind: EventKind = EventKind.STAGE_CHANGED,
+        details: Mapping[str, str] | None = None,
+    ) -> None:
+        """Enter a new stage, with its own deadline and the stalled flag cleared."""
+        before, self.stage = self.stage, stage
+        self.due_at = self.deadline(self)
+        self.stalled = False
+        self.record(kind, actor, summary, stage_before=before, stage_after=stage, details=details)
+        self._publish()
+
+    def assign(self, owner: str, actor: Actor) -> None:
+        previous = self.owner
+        self.owner = owner
+        summary = f"Claimed by {owner}" if owner == actor.user_id else f"Assigned to {owner}"
+        if previous and previous != owner:
+            summary += f" (was {previous})"
+        self.record(EventKind.ASSIGNED, actor, summary, details={"owner": owner})
+        self._publish()
+
+    # -- time --------------------------------------------------------------------------------
+
+    async def milestone(self, ladder: Iterable[Step]) -> None:
+        """Hold the current stage until it changes, reminding and escalating towards its deadline.
+
+        Steps whose time has already passed when the milestone starts are skipped, except an
+        escalation, which is what a late start most needs.
+        """
+        stage, due = self.stage, self.due_at
+        if due is None:
+            await workflow.wait_condition(lambda: self.stage != stage)
+            return
+        start = workflow.now()
+        steps = sorted(
+            ((step.at(due, self.calendar), step) for step in ladder), key=lambda pair: pair[0]
+        )
+        for at, step in steps:
+            if at <= start and not isinstance(step, Escalate):
+                continue
+            if not await self.wait_until(at, stage):
+                return
+            await self._climb(step)
+        await workflow.wait_condition(lambda: self.stage != stage)
+
+    async def wait_until(self, moment: datetime, stage: str) -> bool:
+        """Wait for `moment` while the case stays in `stage`; False if the stage changed first."""
+        delay = (moment - workflow.now()).total_seconds()
+        if delay > 0:
+            try:
+                await workflow.wait_condition(
+                    lambda: self.stage != stage, timeout=timedelta(seconds=delay)
+                )
+            except TimeoutError:
+                pass
+        return self.stage == stage
+
+    async def _climb(self, step: Step) -> None:
+        if isinstance(step, Escalate):
+            self.stalled = True
+            self._publish()
+            notice = StaffNotice(
+                case_id=self.case_id,
+                kind=EventKind.ESCALATED,
+                team=self.team,
+                role=step.to,
+                message=f"Case {self.case_id} is past due while {self.stage}",
+                due_at=self.due_at,
+            )
+            summary = f"Escalated to the {self.team} {step.to.value}: past due while {self.stage}"
+        else:
+            notice = StaffNotice(
+                case_id=self.case_id,
+                kind=EventKind.REMINDED,
+                team=self.team,
+                role=Role.COORDINATOR,
+                user_id=self.owner,
+                message=f"Case {self.case_id} is due soon while {self.stage}",
+                due_at=self.due_at,
+            )
+            summary = f"Reminded {self.owner or 'the ' + self.team + ' team'}: due soon"
+        await workflow.execute_activity_method(
+            StaffActivities.notify,
+            notice,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=NOTIFY_RETRY,
+        )
+        self.record(
+            step.kind,
+            SYSTEM,
+            summary,
+            details={"due_at": self.due_at.isoformat() if self.due_at else ""},
+        )
+
+    # -- visibility ------------------------------------------------------------------------------
+
+    def _publish(self) -> None:
+        """Mirror the queue-relevant state into search attributes (ids and codes only, no PHI)."""
+        updates = [
+            search.CASE_TYPE.value_set(self.case_type),
+            search.STAGE.value_set(self.stage),
+            search.OWNER_TEAM.value_set(self.team),
+            search.PRIORITY.value_set(self.priority),
+            search.STALLED.value_set(self.stalled),
+            search.OWNER.value_set(self.owner) if self.owner else search.OWNER.value_unset(),
+            search.DUE_AT.value_set(self.due_at) if self.due_at else search.DUE_AT.value_unset(),
+            search.LOCATION.value_set(self.location)
+            if self.location
+            else search.LOCATION.value_unset(),
+        ]
+        workflow.upsert_search_attributes(updates)

@@ -1,0 +1,110 @@
+"""The shapes every pathway shares: who acted, what happened, and what a case looks like."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class Role(StrEnum):
+    COORDINATOR = "coordinator"
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    SYSTEM = "system"
+
+
+class Actor(BaseModel):
+    """Who did something. Set by the API from the caller's token, never from the request body."""
+
+    user_id: str
+    role: Role
+    team: str | None = None
+
+
+SYSTEM = Actor(user_id="system", role=Role.SYSTEM)
+
+
+class EventKind(StrEnum):
+    OPENED = "opened"
+    ASSIGNED = "assigned"
+    STAGE_CHANGED = "stage_changed"
+    REMINDED = "reminded"
+    ESCALATED = "escalated"
+    OUTREACH = "outreach"
+    NOTE = "note"
+    NO_SHOW = "no_show"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class TimelineEvent(BaseModel):
+    seq: int
+    at: datetime
+    kind: EventKind
+    actor: str
+    role: Role
+    summary: str
+    stage_before: str | None = None
+    stage_after: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+class TaskState(BaseModel):
+    """How a stage reads as a FHIR R4 Task: status, businessStatus and, where needed, statusReason."""
+
+    status: str
+    business_status: str
+    status_reason: str | None = None
+
+
+class OrderSummary(BaseModel):
+    """Minimum necessary about the order: references and the service's display text."""
+
+    resource: str  # e.g. "ServiceRequest/abc"
+    patient: str  # e.g. "Patient/123"
+    service: str
+    requester: str | None = None
+    authored_on: datetime | None = None
+
+
+class CaseDetail(BaseModel):
+    case_id: str
+    case_type: str
+    stage: str
+    task: TaskState
+    closed: bool = False
+    priority: str
+    team: str
+    owner: str | None = None
+    location: str | None = None
+    order: OrderSummary
+    opened_at: datetime
+    due_at: datetime | None = None
+    stalled: bool = False
+    counters: dict[str, int] = Field(default_factory=dict)
+    references: dict[str, str] = Field(default_factory=dict)
+    moments: dict[str, datetime] = Field(default_factory=dict)
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+    created: bool = False  # true only in the answer to the request that opened the case
+
+
+class CaseOutcome(BaseModel):
+    case_id: str
+    stage: str
+    closed_at: datetime
+    counters: dict[str, int] = Field(default_factory=dict)
+
+
+class StaffNotice(BaseModel):
+    """A reminder or escalation addressed to a person or to a role within a team."""
+
+    case_id: str
+    kind: EventKind
+    team: str
+    role: Role
+    user_id: str | None = None
+    message: str
+    due_at: datetime | None = None

@@ -1,0 +1,145 @@
+"""Inputs and stages of the referral pathway."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from workflows.care.calendar import BusinessCalendar
+from workflows.care.models import Actor, OrderSummary, TaskState
+
+
+class Stage(StrEnum):
+    UNASSIGNED = "unassigned"
+    AWAITING_SCHEDULING = "awaiting_scheduling"
+    SCHEDULED = "scheduled"
+    AWAITING_RESULT = "awaiting_result"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    PATIENT_DECLINED = "patient_declined"
+    UNABLE_TO_REACH = "unable_to_reach"
+
+
+CLOSED = {Stage.COMPLETED, Stage.CANCELLED, Stage.PATIENT_DECLINED, Stage.UNABLE_TO_REACH}
+
+# How each stage reads as a FHIR R4 Task (status + businessStatus, statusReason where it explains).
+TASK_STATES = {
+    Stage.UNASSIGNED: TaskState(status="requested", business_status="Awaiting an owner"),
+    Stage.AWAITING_SCHEDULING: TaskState(status="accepted", business_status="Awaiting scheduling"),
+    Stage.SCHEDULED: TaskState(status="in-progress", business_status="Appointment scheduled"),
+    Stage.AWAITING_RESULT: TaskState(status="in-progress", business_status="Awaiting result"),
+    Stage.COMPLETED: TaskState(status="completed", business_status="Loop closed"),
+    Stage.CANCELLED: TaskState(
+        status="cancelled", business_status="Cancelled", status_reason="Cancelled by the care team"
+    ),
+    Stage.PATIENT_DECLINED: TaskState(
+        status="cancelled",
+        business_status="Patient declined",
+        status_reason="Patient declined the referral",
+    ),
+    Stage.UNABLE_TO_REACH: TaskState(
+        status="failed",
+        business_status="Unable to reach patient",
+        status_reason="Outreach attempts exhausted",
+    ),
+}
+
+
+class Priority(StrEnum):
+    """FHIR request-priority codes."""
+
+    ROUTINE = "routine"
+    URGENT = "urgent"
+    ASAP = "asap"
+    STAT = "stat"
+
+
+class ReferralPolicy(BaseModel):
+    """Windows in business days. Defaults follow common health-system norms; override per site."""
+
+    claim_within: dict[Priority, int] = Field(
+        default_factory=lambda: {
+            Priority.ROUTINE: 2,
+            Priority.URGENT: 1,
+            Priority.ASAP: 1,
+            Priority.STAT: 0,
+        }
+    )
+    schedule_within: dict[Priority, int] = Field(
+        default_factory=lambda: {
+            Priority.ROUTINE: 10,
+            Priority.URGENT: 3,
+            Priority.ASAP: 2,
+            Priority.STAT: 1,
+        }
+    )
+    report_within: int = 10  # after the appointment
+    remind_before: int = 1
+    max_unreached_attempts: int = 3
+
+
+class ReferralInput(BaseModel):
+    case_id: str
+    order: OrderSummary
+    priority: Priority = Priority.ROUTINE
+    team: str
+    location: str | None = None
+    calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
+    policy: ReferralPolicy = Field(default_factory=ReferralPolicy)
+
+
+class Channel(StrEnum):
+    PHONE = "phone"
+    SMS = "sms"
+    EMAIL = "email"
+    LETTER = "letter"
+    PORTAL = "portal"
+
+
+class OutreachOutcome(StrEnum):
+    REACHED = "reached"
+    NO_ANSWER = "no_answer"
+    LEFT_MESSAGE = "left_message"
+    WRONG_NUMBER = "wrong_number"
+    DECLINED = "declined"
+
+
+class Action(BaseModel):
+    actor: Actor
+
+
+class OpenCase(Action):
+    """Sent with the start of a case: answers with the case, and whether this request opened it."""
+
+
+class Assign(Action):
+    owner: str | None = None  # None: the actor claims the case
+
+
+class MarkScheduled(Action):
+    appointment: str = Field(pattern=r"^Appointment/[A-Za-z0-9\-.]{1,64}$")
+    appointment_at: datetime
+
+
+class RecordOutreach(Action):
+    channel: Channel
+    outcome: OutreachOutcome
+    note: str = Field(default="", max_length=2000)
+
+
+class MarkCompleted(Action):
+    report: str = Field(pattern=r"^(DiagnosticReport|DocumentReference)/[A-Za-z0-9\-.]{1,64}$")
+
+
+class MarkNoShow(Action):
+    note: str = Field(default="", max_length=2000)
+
+
+class Cancel(Action):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class AddNote(Action):
+    text: str = Field(min_length=1, max_length=2000)

@@ -1,0 +1,246 @@
+"""Referral loop closure: from an order to an appointment kept and its report back to the referrer.
+
+unassigned -> awaiting_scheduling -> scheduled -> awaiting_result -> completed, with cancelled,
+patient_declined and unable_to_reach as the other ways out. A no-show goes back to scheduling.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.care import errors
+    from workflows.care.case import Case
+    from workflows.care.ladder import Step, escalate, remind
+    from workflows.care.models import SYSTEM, Actor, CaseDetail, CaseOutcome, EventKind, Role
+    from workflows.referral.models import (
+        CLOSED,
+        TASK_STATES,
+        AddNote,
+        Assign,
+        Cancel,
+        MarkCompleted,
+        MarkNoShow,
+        MarkScheduled,
+        OpenCase,
+        OutreachOutcome,
+        RecordOutreach,
+        ReferralInput,
+        Stage,
+    )
+
+UNSUCCESSFUL = {
+    OutreachOutcome.NO_ANSWER,
+    OutreachOutcome.LEFT_MESSAGE,
+    OutreachOutcome.WRONG_NUMBER,
+}
+
+
+@workflow.defn(name="Referral")
+class ReferralWorkflow:
+    @workflow.init
+    def __init__(self, order: ReferralInput) -> None:
+        self.input = order
+        self.policy = order.policy
+        self.priority = order.priority
+        self.case = Case(
+            case_id=order.case_id,
+            case_type="referral",
+            stage=Stage.UNASSIGNED,
+            team=order.team,
+            priority=order.priority,
+            location=order.location,
+            order=order.order,
+            calendar=order.calendar,
+            task_states=TASK_STATES,
+            closed_stages=CLOSED,
+            deadline=self.deadline,
+        )
+        self.opened_by_request = False
+
+    @workflow.run
+    async def run(self, order: ReferralInput) -> CaseOutcome:
+        case = self.case
+        while not case.closed:
+            if case.stage == Stage.SCHEDULED:
+                if await case.wait_until(case.moments["appointment_at"], Stage.SCHEDULED):
+                    case.move_to(
+                        Stage.AWAITING_RESULT,
+                        SYSTEM,
+                        "Appointment time passed; awaiting the result or report",
+                    )
+            else:
+                await case.milestone(self.ladder(case.stage))
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return case.outcome()
+
+    def ladder(self, stage: Stage) -> list[Step]:
+        """Before a deadline the owner is reminded; when it passes, the team's supervisor is told.
+        Unowned work has nobody to remind, so it goes straight to the supervisor."""
+        if stage == Stage.UNASSIGNED:
+            return [escalate(Role.SUPERVISOR)]
+        return [remind(before_due=self.policy.remind_before), escalate(Role.SUPERVISOR)]
+
+    def deadline(self, case: Case) -> datetime | None:
+        """When the current stage must be done by, counted in business days."""
+        policy, calendar = self.policy, self.input.calendar
+        if case.stage == Stage.UNASSIGNED:
+            return calendar.close_of_business(case.opened_at, policy.claim_within[self.priority])
+        if case.stage == Stage.AWAITING_SCHEDULING:
+            # The window runs from the order, or from the missed visit when rescheduling.
+            since = case.moments.get("no_show_at", case.opened_at)
+            return calendar.close_of_business(since, policy.schedule_within[self.priority])
+        if case.stage == Stage.AWAITING_RESULT:
+            return calendar.close_of_business(case.moments["appointment_at"], policy.report_within)
+        return None
+
+    @workflow.query
+    def detail(self) -> CaseDetail:
+        return self.case.detail()
+
+    # -- care-team actions --------------------------------------------------------------------
+
+    @workflow.update
+    def open_case(self, request: OpenCase) -> CaseDetail:
+        detail = self.case.detail()
+        detail.created = not self.opened_by_request
+        self.opened_by_request = True
+        return detail
+
+    @workflow.update
+    def assign(self, action: Assign) -> CaseDetail:
+        owner = action.owner or action.actor.user_id
+        self.case.assign(owner, action.actor)
+        if self.case.stage == Stage.UNASSIGNED:
+            self.case.move_to(
+                Stage.AWAITING_SCHEDULING, action.actor, "Owner in place; schedule the appointment"
+            )
+        return self.case.detail()
+
+    @assign.validator
+    def _check_assign(self, action: Assign) -> None:
+        reassigning = action.owner not in (None, action.actor.user_id)
+        self.case.authorize(action.actor, supervisor=reassigning)
+        self.case.require("assign")
+        if (action.owner or action.actor.user_id) == self.case.owner:
+            raise errors.not_allowed(f"Case is already owned by {self.case.owner}")
+
+    @workflow.update
+    def mark_scheduled(self, action: MarkScheduled) -> CaseDetail:
+        self.case.references["appointment"] = action.appointment
+        self.case.moments["appointment_at"] = action.appointment_at
+        self.case.move_to(
+            Stage.SCHEDULED,
+            action.actor,
+            f"Scheduled: {action.appointment} at {action.appointment_at.isoformat()}",
+            details={
+                "appointment": action.appointment,
+                "appointment_at": action.appointment_at.isoformat(),
+            },
+        )
+        return self.case.detail()
+
+    @mark_scheduled.validator
+    def _check_scheduled(self, action: MarkScheduled) -> None:
+        self._check(action.actor, "mark the case scheduled", Stage.AWAITING_SCHEDULING)
+        if action.appointment_at.tzinfo is None:
+            raise errors.invalid("appointment_at needs a time zone offset")
+        if action.appointment_at < workflow.now():
+            raise errors.invalid("The appointment time is in the past")
+
+    @workflow.update
+    def record_outreach(self, action: RecordOutreach) -> CaseDetail:
+        case = self.case
+        case.count("outreach_attempts")
+        case.record(
+            EventKind.OUTREACH,
+            action.actor,
+            f"Outreach by {action.channel.value}: {action.outcome.value}",
+            details={"channel": action.channel, "outcome": action.outcome, "note": action.note},
+        )
+        if action.outcome == OutreachOutcome.DECLINED:
+            case.move_to(Stage.PATIENT_DECLINED, action.actor, "Patient declined the referral")
+        elif action.outcome in UNSUCCESSFUL:
+            unreached = case.count("unreached_attempts")
+            if (
+                case.stage == Stage.AWAITING_SCHEDULING
+                and unreached >= self.policy.max_unreached_attempts
+            ):
+                case.move_to(
+                    Stage.UNABLE_TO_REACH,
+                    action.actor,
+                    f"{unreached} outreach attempts without reaching the patient",
+                )
+        else:
+            case.counters["unreached_attempts"] = 0
+        return case.detail()
+
+    @record_outreach.validator
+    def _check_outreach(self, action: RecordOutreach) -> None:
+        self._check(action.actor, "record outreach", Stage.AWAITING_SCHEDULING, Stage.SCHEDULED)
+
+    @workflow.update
+    def mark_completed(self, action: MarkCompleted) -> CaseDetail:
+        self.case.references["report"] = action.report
+        self.case.move_to(
+            Stage.COMPLETED,
+            action.actor,
+            f"Loop closed: {action.report} on file",
+            kind=EventKind.COMPLETED,
+            details={"report": action.report},
+        )
+        return self.case.detail()
+
+    @mark_completed.validator
+    def _check_completed(self, action: MarkCompleted) -> None:
+        self._check(action.actor, "mark the case completed", Stage.SCHEDULED, Stage.AWAITING_RESULT)
+
+    @workflow.update
+    def mark_no_show(self, action: MarkNoShow) -> CaseDetail:
+        case = self.case
+        loops = case.count("reschedules")
+        missed = case.references.pop("appointment", "")
+        case.moments.pop("appointment_at", None)
+        case.moments["no_show_at"] = workflow.now()
+        case.move_to(
+            Stage.AWAITING_SCHEDULING,
+            action.actor,
+            f"No-show for {missed}; back to scheduling (loop {loops})",
+            kind=EventKind.NO_SHOW,
+            details={"appointment": missed, "note": action.note},
+        )
+        return case.detail()
+
+    @mark_no_show.validator
+    def _check_no_show(self, action: MarkNoShow) -> None:
+        self._check(action.actor, "record a no-show", Stage.SCHEDULED, Stage.AWAITING_RESULT)
+
+    @workflow.update
+    def cancel(self, action: Cancel) -> CaseDetail:
+        self.case.move_to(
+            Stage.CANCELLED,
+            action.actor,
+            f"Cancelled: {action.reason}",
+            kind=EventKind.CANCELLED,
+            details={"reason": action.reason},
+        )
+        return self.case.detail()
+
+    @cancel.validator
+    def _check_cancel(self, action: Cancel) -> None:
+        self._check(action.actor, "cancel")
+
+    @workflow.update
+    def add_note(self, action: AddNote) -> CaseDetail:
+        self.case.record(EventKind.NOTE, action.actor, "Note added", details={"text": action.text})
+        return self.case.detail()
+
+    @add_note.validator
+    def _check_note(self, action: AddNote) -> None:
+        self._check(action.actor, "add a note")
+
+    def _check(self, actor: Actor, action: str, *stages: Stage) -> None:
+        self.case.authorize(actor)
+        self.case.require(action, *stages)
