@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     clinic_timezone: str = "America/New_York"
     clinic_holidays: list[date] = []
     default_team: str = "referrals"
+    # Order codes (category, code or performer type) that route to a team; the rest go to the
+    # default team. SNOMED 363679005 is imaging, 394579002 cardiology.
+    team_routes: dict[str, str] = {"363679005": "imaging", "394579002": "cardiology"}
     referral_policy: ReferralPolicy = ReferralPolicy()
 
     log_level: str = "INFO"

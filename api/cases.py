@@ -1,0 +1,278 @@
+"""The API's service layer: the one path from HTTP (and the web UI) to case workflows."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import HTTPException, status
+from pydantic import BaseModel, ValidationError
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.care import errors, search
+from workflows.care.models import SYSTEM, Actor, CaseDetail, Role
+from workflows.referral import models as referral
+from workflows.referral.workflow import ReferralWorkflow
+
+# The care-team actions, by their URL name: the workflow update and the model of its input.
+ACTIONS: dict[str, tuple[str, type[referral.Action]]] = {
+    "assign": ("assign", referral.Assign),
+    "mark-scheduled": ("mark_scheduled", referral.MarkScheduled),
+    "record-outreach": ("record_outreach", referral.RecordOutreach),
+    "mark-completed": ("mark_completed", referral.MarkCompleted),
+    "mark-no-show": ("mark_no_show", referral.MarkNoShow),
+    "cancel": ("cancel", referral.Cancel),
+    "add-note": ("add_note", referral.AddNote),
+}
+STATUS_FOR = {
+    errors.ACTION_NOT_ALLOWED: status.HTTP_409_CONFLICT,
+    errors.FORBIDDEN: status.HTTP_403_FORBIDDEN,
+    errors.INVALID_ACTION: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9_\-.:/@ ]{1,128}$")
+
+
+@dataclass
+class Opened:
+    case: CaseDetail
+    created: bool
+
+
+async def open_referral(client: Client, order: referral.ReferralInput, task_queue: str) -> Opened:
+    """Open the case for an order, or answer with the one already open for it."""
+    start = WithStartWorkflowOperation(
+        ReferralWorkflow.run,
+        order,
+        id=order.case_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    try:
+        case = await client.execute_update_with_start_workflow(
+            ReferralWorkflow.open_case,
+            referral.OpenCase(actor=SYSTEM),
+            start_workflow_operation=start,
+        )
+    except WorkflowAlreadyStartedError:
+        # The order's case has already closed: it is answered, never reopened.
+        return Opened(await query_case(client, order.case_id), created=False)
+    return Opened(case, created=case.created)
+
+
+async def query_case(client: Client, case_id: str) -> CaseDetail:
+    try:
+        return await client.get_workflow_handle(case_id).query(ReferralWorkflow.detail)
+    except RPCError as err:
+        if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}") from None
+        raise
+
+
+def authorize_read(actor: Actor, case: CaseDetail) -> None:
+    if actor.role in (Role.AUDITOR, Role.ADMIN):
+        return
+    if actor.team != case.team:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"This case belongs to team {case.team}")
+
+
+async def read_case(client: Client, case_id: str, actor: Actor) -> CaseDetail:
+    case = await query_case(client, case_id)
+    authorize_read(actor, case)
+    return case
+
+
+async def act(
+    client: Client, case_id: str, action: str, body: dict[str, Any], actor: Actor
+) -> CaseDetail:
+    """Send a care-team action; answers only once the workflow accepted or rejected it."""
+    if action not in ACTIONS:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"Unknown action {action!r}; actions: {', '.join(ACTIONS)}"
+        )
+    if actor.role == Role.AUDITOR:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Auditors read cases; they do not act")
+    update, model = ACTIONS[action]
+    try:
+        payload = model.model_validate({**body, "actor": actor})
+    except ValidationError as err:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                for e in err.errors(include_input=False, include_url=False)
+            ],
+        ) from None
+    try:
+        return await client.get_workflow_handle(case_id).execute_update(
+            update, payload, result_type=CaseDetail
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type in STATUS_FOR:
+            raise HTTPException(STATUS_FOR[cause.type], cause.message) from None
+        raise
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            if "completed" in err.message or "closed" in err.message:
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT, "The case is closed; no more actions are accepted"
+                ) from None
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}") from None
+        raise
+
+
+class QueueItem(BaseModel):
+    case_id: str
+    case_type: str | None
+    stage: str | None
+    team: str | None
+    owner: str | None
+    priority: str | None
+    location: str | None
+    due_at: datetime | None
+    stalled: bool
+    opened_at: datetime
+    closed: bool
+
+
+class QueuePage(BaseModel):
+    items: list[QueueItem]
+    next_page_token: str | None
+
+
+class QueueFilter(BaseModel):
+    team: str | None = None
+    owner: str | None = None
+    unowned: bool | None = None
+    stage: str | None = None
+    stalled: bool | None = None
+    due_before: datetime | None = None
+    case_type: str | None = None
+    priority: str | None = None
+    location: str | None = None
+    include_closed: bool = False
+
+    def query(self) -> str:
+        """The Temporal visibility query. Values are checked, then quoted: never spliced raw."""
+        clauses = [] if self.include_closed else ["ExecutionStatus = 'Running'"]
+        keywords = {
+            search.OWNER_TEAM: self.team,
+            search.OWNER: self.owner,
+            search.STAGE: self.stage,
+            search.CASE_TYPE: self.case_type,
+            search.PRIORITY: self.priority,
+            search.LOCATION: self.location,
+        }
+        for key, value in keywords.items():
+            if value is not None:
+                if not SAFE_VALUE.match(value):
+                    raise HTTPException(
+                        status.HTTP_422_UNPROCESSABLE_CONTENT,
+                        f"{key.name} filter has characters it cannot contain",
+                    )
+                clauses.append(f"{key.name} = '{value}'")
+        if self.unowned is not None:
+            clauses.append(f"{search.OWNER.name} IS {'NULL' if self.unowned else 'NOT NULL'}")
+        if self.stalled is not None:
+            clauses.append(f"{search.STALLED.name} = {'true' if self.stalled else 'false'}")
+        if self.due_before is not None:
+            clauses.append(f"{search.DUE_AT.name} < '{self.due_before.isoformat()}'")
+        clauses.append(f"{search.CASE_TYPE.name} IS NOT NULL")
+        return " AND ".join(clauses)
+
+
+async def work_queue(
+    client: Client, actor: Actor, filters: QueueFilter, page_size: int, page_token: str | None
+) -> QueuePage:
+    if actor.role in (Role.COORDINATOR, Role.SUPERVISOR):
+        if filters.team not in (None, actor.team):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"You can see the queue of team {actor.team} only"
+            )
+        filters = filters.model_copy(update={"team": actor.team})
+    try:
+        token = base64.urlsafe_b64decode(page_token) if page_token else None
+    except (binascii.Error, ValueError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid page_token") from None
+    executions = client.list_workflows(filters.query(), page_size=page_size, next_page_token=token)
+    await executions.fetch_next_page()
+    items = []
+    for execution in executions.current_page or []:
+        attrs = execution.typed_search_attributes
+        items.append(
+            QueueItem(
+                case_id=execution.id,
+                case_type=attrs.get(search.CASE_TYPE),
+                stage=attrs.get(search.STAGE),
+                team=attrs.get(search.OWNER_TEAM),
+                owner=attrs.get(search.OWNER),
+                priority=attrs.get(search.PRIORITY),
+                location=attrs.get(search.LOCATION),
+                due_at=attrs.get(search.DUE_AT),
+                stalled=bool(attrs.get(search.STALLED)),
+                opened_at=execution.start_time,
+                closed=execution.status != WorkflowExecutionStatus.RUNNING,
+            )
+        )
+    next_token = executions.next_page_token
+    return QueuePage(
+        items=items,
+        next_page_token=base64.urlsafe_b64encode(next_token).decode() if next_token else None,
+    )
+
+
+class HistoryEvent(BaseModel):
+    event_id: int
+    at: datetime
+    type: str
+    detail: str | None = None
+
+
+async def history(client: Client, case_id: str) -> list[HistoryEvent]:
+    """The raw Temporal history as readable events: names and ids only, never payloads."""
+    events = []
+    async for event in client.get_workflow_handle(case_id).fetch_history_events():
+        name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+        events.append(
+            HistoryEvent(
+                event_id=event.event_id,
+                at=event.event_time.ToDatetime(tzinfo=UTC),
+                type=name.lower(),
+                detail=_detail(event),
+            )
+        )
+    return events
+
+
+def _detail(event: Any) -> str | None:
+    attrs = event.WhichOneof("attributes")
+    if not attrs:
+        return None
+    body = getattr(event, attrs)
+    if attrs == "workflow_execution_update_accepted_event_attributes":
+        return f"update {body.accepted_request.input.name}"
+    if attrs == "activity_task_scheduled_event_attributes":
+        return f"activity {body.activity_type.name}"
+    if attrs == "timer_started_event_attributes":
+        return f"timer {body.start_to_fire_timeout.ToTimedelta()}"
+    if attrs == "workflow_execution_signaled_event_attributes":
+        return f"signal {body.signal_name}"
+    if attrs == "upsert_workflow_search_attributes_event_attributes":
+        return "search attributes " + ", ".join(sorted(body.search_attributes.indexed_fields))
+    if attrs == "workflow_execution_started_event_attributes":
+        return f"workflow {body.workflow_type.name}"
+    return None

@@ -1,0 +1,75 @@
+"""Dependencies as Annotated aliases: the Temporal client, settings, the database, the caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from temporalio.client import Client
+
+from api.auth import InvalidToken, read_token
+from workers.settings import Settings
+from workflows.care.models import Actor, Role
+
+bearer = HTTPBearer(auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_temporal(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+TemporalDep = Annotated[Client, Depends(get_temporal)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def current_user(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Sign in: a bearer token is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        actor = read_token(settings, credentials.credentials)
+    except InvalidToken as err:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"Invalid token: {err}",
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from err
+    structlog.contextvars.bind_contextvars(user_id=actor.user_id, role=actor.role.value)
+    return actor
+
+
+CurrentUser = Annotated[Actor, Depends(current_user)]
+
+
+def require_role(*roles: Role):
+    def check(actor: CurrentUser) -> Actor:
+        if actor.role not in roles:
+            allowed = ", ".join(r.value for r in roles)
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"The {actor.role.value} role cannot do this (needs: {allowed})",
+            )
+        return actor
+
+    return Depends(check)
+
+
+Caseworker = Annotated[Actor, require_role(Role.COORDINATOR, Role.SUPERVISOR, Role.ADMIN)]

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Body, Path, Query
+
+from api import cases
+from api.deps import CurrentUser, TemporalDep
+from workflows.care.models import CaseDetail
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+CaseId = Annotated[str, Path(pattern=r"^[a-z]+-[A-Za-z0-9\-.]{1,64}$")]
+
+
+@router.get("", response_model=cases.QueuePage)
+async def work_queue(
+    client: TemporalDep,
+    actor: CurrentUser,
+    team: str | None = None,
+    owner: str | None = None,
+    unowned: bool | None = None,
+    stage: str | None = None,
+    stalled: bool | None = None,
+    due_before: datetime | None = None,
+    case_type: str | None = None,
+    priority: str | None = None,
+    location: str | None = None,
+    include_closed: bool = False,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 50,
+    page_token: str | None = None,
+) -> cases.QueuePage:
+    """A work queue from Temporal visibility. Coordinators and supervisors see their team's."""
+    filters = cases.QueueFilter(
+        team=team,
+        owner=owner,
+        unowned=unowned,
+        stage=stage,
+        stalled=stalled,
+        due_before=due_before,
+        case_type=case_type,
+        priority=priority,
+        location=location,
+        include_closed=include_closed,
+    )
+    return await cases.work_queue(client, actor, filters, page_size, page_token)
+
+
+@router.get("/{case_id}", response_model=CaseDetail)
+async def read_case(case_id: CaseId, client: TemporalDep, actor: CurrentUser) -> CaseDetail:
+    structlog.contextvars.bind_contextvars(case_id=case_id)
+    return await cases.read_case(client, case_id, actor)
+
+
+@router.post(
+    "/{case_id}/actions/{action}",
+    response_model=CaseDetail,
+    responses={
+        404: {"description": "Unknown case or action"},
+        409: {"description": "The action does not fit the case's stage"},
+        422: {"description": "The action's content is invalid"},
+        403: {"description": "Your role or team may not act on this case"},
+    },
+)
+async def act(
+    case_id: CaseId,
+    action: str,
+    client: TemporalDep,
+    actor: CurrentUser,
+    body: dict[str, Any] = Body(default_factory=dict),
+) -> CaseDetail:
+    """Record what the care team did. Actions: assign (`owner`, optional: claim when absent),
+    mark-scheduled (`appointment`, `appointment_at`), record-outreach (`channel`, `outcome`,
+    `note`), mark-completed (`report`), mark-no-show (`note`), cancel (`reason`), add-note
+    (`text`). Answers once the case has accepted or rejected the action."""
+    structlog.contextvars.bind_contextvars(case_id=case_id, action=action)
+    return await cases.act(client, case_id, action, body, actor)
+
+
+@router.get("/{case_id}/history", response_model=list[cases.HistoryEvent])
+async def case_history(
+    case_id: CaseId, client: TemporalDep, actor: CurrentUser
+) -> list[cases.HistoryEvent]:
+    """The case's Temporal event history, as readable events (no payloads)."""
+    structlog.contextvars.bind_contextvars(case_id=case_id)
+    await cases.read_case(client, case_id, actor)
+    return await cases.history(client, case_id)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from activities.staff import inbox
+from api.deps import CurrentUser, EngineDep
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+
+
+class Notice(BaseModel):
+    case_id: str
+    kind: str
+    message: str
+    due_at: datetime | None
+    created_at: datetime
+
+
+@router.get("", response_model=list[Notice])
+def my_notifications(actor: CurrentUser, engine: EngineDep) -> list[Notice]:
+    """Reminders and escalations for you: addressed to you, or to your role in your team."""
+    records = inbox(engine, user_id=actor.user_id, team=actor.team, role=actor.role.value)
+    return [Notice.model_validate(record, from_attributes=True) for record in records]

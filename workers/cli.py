@@ -1,0 +1,70 @@
+"""The `followthrough` command: dev (everything at once), worker, api, token."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from workers import logs
+from workers.settings import get_settings
+from workflows.care.models import Role
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Followthrough: care cases that run until care actually happens.",
+)
+
+
+@app.command()
+def dev(seed: Annotated[bool, typer.Option(help="Seed demo cases on first start")] = True) -> None:
+    """Start Temporal (persisted in .data/), a worker and the API on loopback; Ctrl-C stops all."""
+    from workers.dev import run_dev
+
+    raise typer.Exit(run_dev(get_settings(), seed=seed))
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker against TEMPORAL_ADDRESS."""
+    from workers.worker import run
+
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_json)
+    asyncio.run(run(settings))
+
+
+@app.command()
+def api(host: str | None = None, port: int | None = None) -> None:
+    """Serve the API (and its docs at /docs)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="User id")],
+    role: Annotated[Role, typer.Option(help="Role")] = Role.COORDINATOR,
+    team: Annotated[str | None, typer.Option(help="Team (coordinators, supervisors)")] = None,
+) -> None:
+    """Print a development JWT for calling the API."""
+    from api.auth import mint_token
+
+    if role == Role.SYSTEM:
+        raise typer.BadParameter("system is not a role a person can hold", param_hint="--role")
+    typer.echo(mint_token(get_settings(), user=user, role=role, team=team))
+
+
+if __name__ == "__main__":
+    app()

