@@ -88,8 +88,8 @@ def _spawn(
     )
 
 
-async def wait_for_temporal(address: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for_temporal(address: str, within: float = 60) -> None:
+    deadline = time.monotonic() + within
     while True:
         try:
             client = await connect(address)
