@@ -27,7 +27,7 @@ def mint_token(
     now = datetime.now(UTC)
     claims = {
         "sub": user,
-        "role": role.value,
+        "role": Role(role).value,
         "iss": settings.jwt_issuer,
         "iat": now,
         "exp": now + (ttl or timedelta(minutes=settings.jwt_ttl_minutes)),

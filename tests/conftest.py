@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from workers import dev
 from workers.client import register_search_attributes
 from workers.database import make_engine
 
@@ -47,3 +50,27 @@ def task_queue() -> str:
 @pytest.fixture
 def client(time_skipping: WorkflowEnvironment) -> Client:
     return time_skipping.client
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory) -> Iterator[str]:
+    """A real Temporal dev server on a free loopback port, for end-to-end tests."""
+    port = dev.free_port()
+    log = tmp_path_factory.mktemp("temporal") / "temporal.log"
+    server = dev.start_temporal(None, port, None, log)
+    address = f"127.0.0.1:{port}"
+    try:
+        asyncio.run(dev.wait_for_temporal(address))
+        yield address
+    finally:
+        dev.stop(server)
+
+
+def eventually(check, timeout: float = 10.0, interval: float = 0.2):
+    """Visibility is eventually consistent: retry `check` until it returns a truthy value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)

@@ -1,0 +1,196 @@
+"""The API against a real Temporal dev server, a worker and the API process."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.conftest import eventually
+
+from .conftest import IMAGING, new_order
+
+
+def in_days(days: int) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+def test_health_and_docs(http):
+    assert http.get("/healthz").json() == {"status": "ok", "temporal": "ok"}
+    assert "/api/v1/referrals" in http.get("/openapi.json").json()["paths"]
+
+
+def test_tokens_are_required_and_roles_enforced(http, stack, audrey, ian):
+    assert http.get("/api/v1/cases").status_code == 401
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert http.get("/api/v1/cases", headers=bad).status_code == 401
+    forged = stack.token("cora", "coordinator", "cardiology")
+    forged["Authorization"] = forged["Authorization"][:-4] + "AAAA"
+    assert http.get("/api/v1/cases", headers=forged).status_code == 401
+
+    refused = http.post("/api/v1/referrals", json=new_order(), headers=audrey)
+    assert refused.status_code == 403
+    assert "auditor" in refused.json()["detail"]
+    other_team = http.get("/api/v1/cases?team=cardiology", headers=ian)
+    assert other_team.status_code == 403
+
+
+def test_same_order_opens_one_case(http, admin):
+    order = new_order()
+    first = http.post("/api/v1/referrals", json=order, headers=admin)
+    assert first.status_code == 201
+    case = first.json()
+    assert case["case_id"] == f"referral-{order['id']}"
+    assert (case["stage"], case["team"], case["task"]["status"]) == (
+        "unassigned",
+        "cardiology",
+        "requested",
+    )
+    assert case["due_at"] is not None
+
+    again = http.post("/api/v1/referrals", json=order, headers=admin)
+    assert again.status_code == 200
+    assert again.json()["case_id"] == case["case_id"]
+    assert again.json()["opened_at"] == case["opened_at"]
+
+
+def test_a_closed_order_is_answered_not_reopened(http, admin, cora, open_case):
+    order = new_order()
+    case = http.post("/api/v1/referrals", json=order, headers=admin).json()
+    cancelled = http.post(
+        f"/api/v1/cases/{case['case_id']}/actions/cancel",
+        json={"reason": "Duplicate of another order"},
+        headers=cora,
+    )
+    assert cancelled.status_code == 200
+
+    def answered():
+        response = http.post("/api/v1/referrals", json=order, headers=admin)
+        return response if response.json().get("closed") else None
+
+    response = eventually(answered)
+    assert response.status_code == 200
+    assert response.json()["stage"] == "cancelled"
+
+
+def test_invalid_fhir_is_rejected_with_its_errors_and_no_phi(http, admin):
+    not_fhir = http.post("/api/v1/referrals", json={"resourceType": "Patient"}, headers=admin)
+    assert not_fhir.status_code == 422
+
+    order = new_order()
+    order["subject"] = {"reference": "Patient/p1", "display": "Jane Q Doe"}
+    order["bogusField"] = "Jane Q Doe, born 1950-01-01"
+    response = http.post("/api/v1/referrals", json=order, headers=admin)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["bogusField"]
+    assert "Jane" not in response.text
+
+    proposal = new_order()
+    proposal["intent"] = "proposal"
+    proposal["status"] = "completed"
+    errors = http.post("/api/v1/referrals", json=proposal, headers=admin).json()["detail"]
+    assert {e["loc"][0] for e in errors} == {"intent", "status"}
+
+    no_patient = new_order()
+    del no_patient["subject"]
+    errors = http.post("/api/v1/referrals", json=no_patient, headers=admin).json()["detail"]
+    assert [e["loc"][0] for e in errors] == ["subject"]
+
+
+def test_care_team_actions_and_their_errors(http, cora, ian, audrey, sam, open_case):
+    case = open_case()
+    url = f"/api/v1/cases/{case['case_id']}"
+
+    wrong_stage = http.post(
+        f"{url}/actions/mark-completed", json={"report": "DiagnosticReport/r1"}, headers=cora
+    )
+    assert wrong_stage.status_code == 409
+    assert "unassigned" in wrong_stage.json()["detail"]
+
+    assert http.post(f"{url}/actions/assign", json={}, headers=ian).status_code == 403
+    assert (
+        http.post(f"{url}/actions/add-note", json={"text": "hi"}, headers=audrey).status_code == 403
+    )
+    assert http.post(f"{url}/actions/fly", json={}, headers=cora).status_code == 404
+    assert (
+        http.post("/api/v1/cases/referral-nope/actions/assign", json={}, headers=cora).status_code
+        == 404
+    )
+    assert http.get("/api/v1/cases/referral-nope", headers=cora).status_code == 404
+
+    claimed = http.post(f"{url}/actions/assign", json={}, headers=cora)
+    assert claimed.status_code == 200
+    assert (claimed.json()["owner"], claimed.json()["stage"]) == ("cora", "awaiting_scheduling")
+
+    missing = http.post(
+        f"{url}/actions/mark-scheduled", json={"appointment_at": in_days(3)}, headers=cora
+    )
+    assert missing.status_code == 422
+    assert missing.json()["detail"][0]["loc"] == ["appointment"]
+    past = http.post(
+        f"{url}/actions/mark-scheduled",
+        json={"appointment": "Appointment/a1", "appointment_at": in_days(-2)},
+        headers=cora,
+    )
+    assert past.status_code == 422 and "past" in past.json()["detail"]
+
+    scheduled = http.post(
+        f"{url}/actions/mark-scheduled",
+        json={"appointment": "Appointment/a1", "appointment_at": in_days(3)},
+        headers=cora,
+    )
+    assert scheduled.status_code == 200
+    detail = scheduled.json()
+    assert detail["stage"] == "scheduled"
+    assert detail["timeline"][-1]["actor"] == "cora"
+
+    assert http.get(url, headers=ian).status_code == 403
+    assert http.get(url, headers=audrey).json()["stage"] == "scheduled"
+    assert http.get(url, headers=sam).json()["owner"] == "cora"
+
+    history = http.get(f"{url}/history", headers=audrey).json()
+    updates = [e["detail"] for e in history if e["type"] == "workflow_execution_update_accepted"]
+    assert updates == ["update open_case", "update assign", "update mark_scheduled"]
+
+    done = http.post(f"{url}/actions/cancel", json={"reason": "Patient moved away"}, headers=sam)
+    assert done.json()["stage"] == "cancelled"
+    closed = eventually(
+        lambda: (
+            http.post(f"{url}/actions/add-note", json={"text": "late"}, headers=cora).status_code
+            == 409
+        )
+    )
+    assert closed
+
+
+def test_work_queue_filters_and_pages(http, admin, cora, ian, sam, open_case):
+    mine = open_case()
+    theirs = open_case(IMAGING, priority="urgent")
+    http.post(f"/api/v1/cases/{mine['case_id']}/actions/assign", json={}, headers=cora)
+
+    def queue(headers, **params):
+        response = http.get("/api/v1/cases", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def ids(page):
+        return {item["case_id"] for item in page["items"]}
+
+    assert eventually(lambda: mine["case_id"] in ids(queue(cora, owner="cora")))
+    assert mine["case_id"] not in ids(queue(cora, unowned=True))
+    cardiology = queue(cora)
+    assert theirs["case_id"] not in ids(cardiology)
+    assert all(item["team"] == "cardiology" for item in cardiology["items"])
+    assert theirs["case_id"] in ids(queue(ian, stage="unassigned", priority="urgent"))
+    assert theirs["case_id"] in ids(queue(admin, team="imaging", case_type="referral"))
+    assert mine["case_id"] in ids(queue(sam, stage="awaiting_scheduling", stalled=False))
+    assert mine["case_id"] not in ids(queue(sam, stalled=True))
+    due_soon = (datetime.now(UTC) + timedelta(days=60)).isoformat()
+    assert mine["case_id"] in ids(queue(cora, due_before=due_soon))
+    assert mine["case_id"] not in ids(queue(cora, due_before=datetime.now(UTC).isoformat()))
+
+    first = queue(admin, page_size=1)
+    assert len(first["items"]) == 1 and first["next_page_token"]
+    second = queue(admin, page_size=1, page_token=first["next_page_token"])
+    assert ids(first).isdisjoint(ids(second))
+
+    injection = http.get("/api/v1/cases", params={"stage": "x' OR 'a'='a"}, headers=admin)
+    assert injection.status_code == 422
