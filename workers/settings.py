@@ -50,8 +50,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
-        if self.environment == "production" and self.jwt_secret == DEV_SECRET:
-            raise ValueError("JWT_SECRET must be set to a secret of your own in production")
+        if self.environment == "production" and (
+            self.jwt_secret == DEV_SECRET or len(self.jwt_secret) < 32
+        ):
+            raise ValueError(
+                "JWT_SECRET must be a secret of your own (32+ characters) in production"
+            )
         return self
 
     @property

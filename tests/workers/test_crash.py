@@ -1,0 +1,63 @@
+"""A worker killed mid-case: a new worker picks the case up with nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+
+from api.cases import open_referral
+from api.orders import parse_service_request, referral_input
+from workers import dev
+from workers.client import connect
+from workers.demo import CARDIOLOGY, service_request
+from workers.settings import Settings
+from workflows.care.models import Actor, Role
+from workflows.referral.models import AddNote, Assign
+from workflows.referral.workflow import ReferralWorkflow
+
+CORA = Actor(user_id="cora", role=Role.COORDINATOR, team="cardiology")
+
+
+async def test_sigkilled_worker_loses_nothing(temporal_address, tmp_path):
+    task_queue = f"crash-{uuid.uuid4().hex[:8]}"
+    env = {
+        "TEMPORAL_ADDRESS": temporal_address,
+        "TEMPORAL_TASK_QUEUE": task_queue,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+        "DATA_DIR": str(tmp_path),
+    }
+    client = await connect(temporal_address)
+    first = dev.start_worker(env, tmp_path / "worker-1.log")
+    try:
+        sr = service_request(
+            f"crash-{uuid.uuid4().hex[:8]}", "p-crash", "Cardiology consult", CARDIOLOGY
+        )
+        order = referral_input(parse_service_request(sr), Settings())
+        opened = await open_referral(client, order, task_queue)
+        handle = client.get_workflow_handle(opened.case.case_id)
+        claimed = await handle.execute_update(ReferralWorkflow.assign, Assign(actor=CORA))
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+
+    # With no worker alive the action waits in Temporal rather than failing or vanishing.
+    pending = asyncio.create_task(
+        handle.execute_update(
+            ReferralWorkflow.add_note, AddNote(actor=CORA, text="called the clinic")
+        )
+    )
+    await asyncio.sleep(1)
+    assert not pending.done()
+
+    second = dev.start_worker(env, tmp_path / "worker-2.log")
+    try:
+        noted = await asyncio.wait_for(pending, timeout=60)
+    finally:
+        dev.stop(second)
+    assert noted.stage == "awaiting_scheduling"
+    assert noted.owner == "cora"
+    assert [e.kind for e in noted.timeline] == ["opened", "assigned", "stage_changed", "note"]
+    assert noted.due_at == claimed.due_at
+    assert noted.opened_at == opened.case.opened_at
