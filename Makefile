@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EHR := ehr-sandbox/node_modules/.installed
 
 .PHONY: run test lint format bench clean
 
@@ -12,10 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) $(EHR)
 	$(BIN)/followthrough dev
 
-test: $(STAMP)
+test: $(STAMP) $(EHR)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -29,6 +30,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The EHR sandbox (a FHIR R4 engine for make run and the tests), pinned in its package-lock.json.
+$(EHR): ehr-sandbox/package-lock.json
+	npm ci --prefix ehr-sandbox --no-audit --no-fund --loglevel=error
+	touch $@
 
 clean:
 	rm -rf .data

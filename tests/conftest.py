@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from workers import dev
+from workers import dev, ehr_sandbox
 from workers.client import register_search_attributes
 from workers.database import make_engine
 
@@ -62,6 +62,18 @@ def temporal_address(tmp_path_factory) -> Iterator[str]:
     try:
         asyncio.run(dev.wait_for_temporal(address))
         yield address
+    finally:
+        dev.stop(server)
+
+
+@pytest.fixture(scope="session")
+def ehr_url(tmp_path_factory) -> Iterator[str]:
+    """The EHR sandbox (a real FHIR R4 engine) on a free loopback port; its base URL."""
+    port = dev.free_port()
+    home = tmp_path_factory.mktemp("ehr")
+    server = ehr_sandbox.start_ehr_sandbox(port, home / "data", home / "ehr.log")
+    try:
+        yield ehr_sandbox.wait_for_ehr_sandbox(port, server)
     finally:
         dev.stop(server)
 

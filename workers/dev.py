@@ -1,4 +1,5 @@
-"""The embedded stack: a Temporal dev server persisted in .data/, a worker and the API.
+"""The embedded stack: a Temporal dev server and the EHR sandbox persisted in .data/, a worker
+and the API.
 
 `followthrough dev` (and so `make run`) uses it; the end-to-end tests start the same processes on
 free ports.
@@ -130,6 +131,8 @@ def stop(*processes: subprocess.Popen, grace: float = 10) -> None:
 
 
 def run_dev(settings: Settings, *, seed: bool = True) -> int:
+    from workers.ehr_sandbox import start_ehr_sandbox, wait_for_ehr_sandbox
+
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     address = os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233")
@@ -144,7 +147,10 @@ def run_dev(settings: Settings, *, seed: bool = True) -> int:
                 data / "temporal.db", port, settings.temporal_ui_port, data / "temporal.log"
             )
         )
+        ehr = start_ehr_sandbox(settings.ehr_sandbox_port, data / "ehr", data / "ehr.log")
+        processes.append(ehr)
         asyncio.run(wait_for_temporal(address))
+        ehr_url = wait_for_ehr_sandbox(settings.ehr_sandbox_port, ehr)
         processes.append(start_worker(env, data / "worker.log"))
         api = start_api(env, settings.api_port, data / "api.log")
         processes.append(api)
@@ -164,6 +170,7 @@ Followthrough is running (Ctrl-C stops everything):
   API docs         {base}/docs
   Temporal         {address}
   Temporal Web UI  http://127.0.0.1:{settings.temporal_ui_port}
+  EHR sandbox      {ehr_url} (FHIR R4, writes logged in {data}/ehr)
   Logs             {data}/*.log
 Get a token:  .venv/bin/followthrough token --user cora --role coordinator --team cardiology
 """,

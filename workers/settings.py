@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     team_routes: dict[str, str] = {"363679005": "imaging", "394579002": "cardiology"}
     referral_policy: ReferralPolicy = ReferralPolicy()
 
+    # The EHR, over FHIR R4: the sandbox by default; any R4 server by its base URL and auth
+    # ("none", "bearer" with FHIR_BEARER_TOKEN, or "smart" Backend Services with SMART_*).
+    fhir_base_url: str = "http://127.0.0.1:8103/fhir/R4"
+    fhir_auth: Literal["none", "bearer", "smart"] = "none"
+    fhir_bearer_token: str = ""
+    fhir_timeout_seconds: float = 20
+    smart_token_url: str = ""
+    smart_client_id: str = ""
+    smart_private_key_file: Path | None = None  # PEM, RSA: the client assertion is RS384
+    smart_key_id: str = ""
+    smart_scope: str = "system/*.rs system/Task.cu"
+    ehr_sandbox_port: int = 8103  # `followthrough dev` starts the sandbox here
+
     log_level: str = "INFO"
     log_json: bool = True
 
