@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from api.routes import cases, health, notifications, referrals
+from api.routes import audit, cases, health, notifications, referrals
 from workers import logs
 from workers.client import connect
 from workers.database import make_engine
@@ -57,6 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return response
 
-    for module in (health, referrals, cases, notifications):
+    for module in (health, referrals, cases, notifications, audit):
         app.include_router(module.router)
     return app

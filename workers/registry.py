@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from activities.ledger.append import LedgerActivities
 from activities.staff import StaffActivities
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -15,4 +16,5 @@ WORKFLOWS: list[type] = [ReferralWorkflow]
 
 def activities(engine: Engine) -> list[Callable[..., Any]]:
     staff = StaffActivities(engine)
-    return [staff.notify]
+    ledger = LedgerActivities(engine)
+    return [staff.notify, ledger.append]

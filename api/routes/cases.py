@@ -6,9 +6,11 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Body, Path, Query
 
-from api import cases
-from api.deps import CurrentUser, TemporalDep
-from workflows.care.models import CaseDetail
+from sqlalchemy import Engine
+
+from api import audit, cases
+from api.deps import CurrentUser, EngineDep, TemporalDep
+from workflows.care.models import Actor, CaseDetail
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 CaseId = Annotated[str, Path(pattern=r"^[a-z]+-[A-Za-z0-9\-.]{1,64}$")]
@@ -47,10 +49,20 @@ async def work_queue(
     return await cases.work_queue(client, actor, filters, page_size, page_token)
 
 
+def log_access(engine: Engine, actor: Actor, case_id: str, view: str) -> None:
+    audit.record_access(
+        engine, actor, case_id, view, structlog.contextvars.get_contextvars().get("request_id")
+    )
+
+
 @router.get("/{case_id}", response_model=CaseDetail)
-async def read_case(case_id: CaseId, client: TemporalDep, actor: CurrentUser) -> CaseDetail:
+async def read_case(
+    case_id: CaseId, client: TemporalDep, actor: CurrentUser, engine: EngineDep
+) -> CaseDetail:
     structlog.contextvars.bind_contextvars(case_id=case_id)
-    return await cases.read_case(client, case_id, actor)
+    case = await cases.read_case(client, case_id, actor)
+    log_access(engine, actor, case_id, "detail")
+    return case
 
 
 @router.post(
@@ -80,9 +92,10 @@ async def act(
 
 @router.get("/{case_id}/history", response_model=list[cases.HistoryEvent])
 async def case_history(
-    case_id: CaseId, client: TemporalDep, actor: CurrentUser
+    case_id: CaseId, client: TemporalDep, actor: CurrentUser, engine: EngineDep
 ) -> list[cases.HistoryEvent]:
     """The case's Temporal event history, as readable events (no payloads)."""
     structlog.contextvars.bind_contextvars(case_id=case_id)
     await cases.read_case(client, case_id, actor)
+    log_access(engine, actor, case_id, "history")
     return await cases.history(client, case_id)

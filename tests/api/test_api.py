@@ -194,3 +194,67 @@ def test_work_queue_filters_and_pages(http, admin, cora, ian, sam, open_case):
 
     injection = http.get("/api/v1/cases", params={"stage": "x' OR 'a'='a"}, headers=admin)
     assert injection.status_code == 422
+
+
+def test_auditors_read_the_ledger_and_every_read_is_logged(http, cora, ian, audrey, open_case):
+    from fhir.resources.R4B.bundle import Bundle
+
+    case = open_case()
+    url = f"/api/v1/cases/{case['case_id']}"
+    http.post(f"{url}/actions/assign", json={}, headers=cora)
+    http.post(
+        f"{url}/actions/mark-scheduled",
+        headers=cora,
+        json={"appointment": "Appointment/a7", "appointment_at": in_days(2)},
+    )
+
+    trail = http.get(f"{url}/audit", headers=audrey).json()
+    assert [e["kind"] for e in trail] == ["opened", "assigned", "stage_changed", "stage_changed"]
+    assert trail[1]["actor"] == "cora" and trail[1]["prev_hash"] == trail[0]["hash"]
+    assert http.get(f"{url}/audit", headers=cora).status_code == 200
+    assert http.get(f"{url}/audit", headers=ian).status_code == 403
+    assert http.get("/api/v1/cases/referral-none/audit", headers=audrey).status_code == 404
+
+    chain = http.get(f"{url}/audit/verify", headers=audrey).json()
+    assert chain == {
+        "case_id": case["case_id"],
+        "intact": True,
+        "entries": 4,
+        "first_broken_seq": None,
+        "problem": None,
+        "temporal_checked": True,
+    }
+
+    proof = http.get(f"{url}/proof", headers=audrey)
+    assert proof.headers["content-type"] == "application/fhir+json"
+    bundle = Bundle.model_validate(proof.json())
+    kinds = [entry.resource.__resource_type__ for entry in bundle.entry]
+    assert kinds.count("AuditEvent") == 4
+    assert bundle.meta.tag[0].code == "referral"
+
+    assert http.get("/api/v1/audit/events", headers=cora).status_code == 403
+    page = http.get(
+        "/api/v1/audit/events",
+        headers=audrey,
+        params={"actor": "cora", "kind": "assigned", "team": "cardiology"},
+    ).json()
+    assert case["case_id"] in {e["case_id"] for e in page["items"]}
+    assert all(e["actor"] == "cora" for e in page["items"])
+    csv_text = http.get("/api/v1/audit/events.csv", headers=audrey, params={"actor": "cora"}).text
+    assert csv_text.splitlines()[0].startswith("case_id,seq,at,kind,actor")
+    assert case["case_id"] in csv_text
+
+    http.get(url, headers=cora)
+    http.get(f"{url}/history", headers=audrey)
+    reads = http.get(
+        "/api/v1/audit/access", params={"case_id": case["case_id"]}, headers=audrey
+    ).json()
+    assert {(r["user_id"], r["view"]) for r in reads} >= {
+        ("audrey", "audit"),
+        ("cora", "audit"),
+        ("audrey", "verify"),
+        ("audrey", "proof"),
+        ("cora", "detail"),
+        ("audrey", "history"),
+    }
+    assert all(r["request_id"] for r in reads)

@@ -7,10 +7,12 @@ import os
 import signal
 import uuid
 
+from api.audit import case_trail, verify_chain
 from api.cases import open_referral
 from api.orders import parse_service_request, referral_input
 from workers import dev
 from workers.client import connect
+from workers.database import make_engine
 from workers.demo import CARDIOLOGY, service_request
 from workers.settings import Settings
 from workflows.care.models import Actor, Role
@@ -60,4 +62,8 @@ async def test_sigkilled_worker_loses_nothing(temporal_address, tmp_path):
     assert noted.owner == "cora"
     assert [e.kind for e in noted.timeline] == ["opened", "assigned", "stage_changed", "note"]
     assert noted.due_at == claimed.due_at
+    # The ledger holds each event once, in order, even across the crash.
+    trail = case_trail(make_engine(env["DATABASE_URL"]), noted.case_id)
+    assert [e.seq for e in trail] == list(range(1, len(noted.timeline) + 1))
+    assert verify_chain(noted.case_id, trail, noted.timeline).intact
     assert noted.opened_at == opened.case.opened_at

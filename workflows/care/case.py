@@ -17,12 +17,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.care import errors, search
     from workflows.care.calendar import BusinessCalendar
     from workflows.care.ladder import Escalate, Step
+    from workflows.care.trail import AuditTrail
     from workflows.care.models import (
         SYSTEM,
         Actor,
         CaseDetail,
         CaseOutcome,
         EventKind,
+        Evidence,
         OrderSummary,
         Role,
         StaffNotice,
@@ -52,6 +54,8 @@ class Case:
         task_states: Mapping[str, TaskState],
         closed_stages: Iterable[str],
         deadline: Callable[[Case], datetime | None],
+        pathway: str,
+        pathway_version: str,
     ) -> None:
         self.case_id = case_id
         self.case_type = case_type
@@ -71,6 +75,7 @@ class Case:
         self.references: dict[str, str] = {}
         self.moments: dict[str, datetime] = {}
         self.timeline: list[TimelineEvent] = []
+        self.trail = AuditTrail(case_id=case_id, pathway=pathway, version=pathway_version)
         self.opened_at = workflow.now()
         self.record(
             EventKind.OPENED,
@@ -150,19 +155,29 @@ class Case:
         stage_before: str | None = None,
         stage_after: str | None = None,
         details: Mapping[str, str] | None = None,
+        evidence: Iterable[Evidence] = (),
     ) -> None:
-        self.timeline.append(
-            TimelineEvent(
-                seq=len(self.timeline) + 1,
-                at=workflow.now(),
-                kind=kind,
-                actor=actor.user_id,
-                role=actor.role,
-                summary=summary,
-                stage_before=stage_before,
-                stage_after=stage_after,
-                details=dict(details or {}),
-            )
+        """Add an event to the timeline and, hash-chained, to the audit ledger."""
+        event = TimelineEvent(
+            seq=len(self.timeline) + 1,
+            at=workflow.now(),
+            kind=kind,
+            actor=actor.user_id,
+            role=actor.role,
+            summary=summary,
+            stage_before=stage_before,
+            stage_after=stage_after,
+            details=dict(details or {}),
+            evidence=list(evidence),
+        )
+        self.timeline.append(event)
+        self.trail.add(
+            event,
+            case_type=self.case_type,
+            team=self.team,
+            location=self.location,
+            priority=self.priority,
+            case_closed=stage_after is not None and stage_after in self.closed_stages,
         )
 
     def count(self, counter: str) -> int:
@@ -177,12 +192,21 @@ class Case:
         *,
         kind: EventKind = EventKind.STAGE_CHANGED,
         details: Mapping[str, str] | None = None,
+        evidence: Iterable[Evidence] = (),
     ) -> None:
         """Enter a new stage, with its own deadline and the stalled flag cleared."""
         before, self.stage = self.stage, stage
         self.due_at = self.deadline(self)
         self.stalled = False
-        self.record(kind, actor, summary, stage_before=before, stage_after=stage, details=details)
+        self.record(
+            kind,
+            actor,
+            summary,
+            stage_before=before,
+            stage_after=stage,
+            details=details,
+            evidence=evidence,
+        )
         self._publish()
 
     def assign(self, owner: str, actor: Actor) -> None:
@@ -193,6 +217,17 @@ class Case:
             summary += f" (was {previous})"
         self.record(EventKind.ASSIGNED, actor, summary, details={"owner": owner})
         self._publish()
+
+    # -- life of the workflow -----------------------------------------------------------------
+
+    def keep_trail(self) -> None:
+        """Start writing the audit trail; call first thing in the workflow's run."""
+        self.trail.start()
+
+    async def settle(self) -> None:
+        """Before the workflow completes: every action answered, every event in the ledger."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.trail.settled()
 
     # -- time --------------------------------------------------------------------------------
 

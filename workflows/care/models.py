@@ -38,6 +38,19 @@ class EventKind(StrEnum):
     NO_SHOW = "no_show"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    VERIFIED = "verified"
+    REWORK = "rework"
+    EXCEPTION_RAISED = "exception_raised"
+    EXCEPTION_CLEARED = "exception_cleared"
+
+
+class Evidence(BaseModel):
+    """What was found in the EHR (or claimed, when `sha256` is empty) for a step of the case."""
+
+    reference: str  # e.g. "Appointment/123"
+    version_id: str | None = None
+    last_updated: str | None = None
+    sha256: str | None = None
 
 
 class TimelineEvent(BaseModel):
@@ -50,6 +63,40 @@ class TimelineEvent(BaseModel):
     stage_before: str | None = None
     stage_after: str | None = None
     details: dict[str, str] = Field(default_factory=dict)
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class LedgerEntry(BaseModel):
+    """One timeline event as the audit ledger keeps it: with the case's context and its hash."""
+
+    case_id: str
+    seq: int
+    at: datetime
+    kind: str
+    actor: str
+    role: str
+    summary: str
+    stage_before: str | None = None
+    stage_after: str | None = None
+    details: dict[str, str] = Field(default_factory=dict)
+    evidence: list[Evidence] = Field(default_factory=list)
+    case_type: str
+    team: str
+    location: str | None = None
+    priority: str | None = None
+    pathway: str
+    pathway_version: str
+    case_closed: bool = False
+    prev_hash: str
+    hash: str = ""
+
+    def content(self) -> dict:
+        """What the hash covers: everything but the hash itself."""
+        return self.model_dump(mode="json", exclude={"hash"})
+
+
+class LedgerBatch(BaseModel):
+    entries: list[LedgerEntry]
 
 
 class TaskState(BaseModel):

@@ -14,7 +14,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.care import errors
     from workflows.care.case import Case
     from workflows.care.ladder import Step, escalate, remind
-    from workflows.care.models import SYSTEM, Actor, CaseDetail, CaseOutcome, EventKind, Role
+    from workflows.care.models import (
+        SYSTEM,
+        Actor,
+        CaseDetail,
+        CaseOutcome,
+        EventKind,
+        Evidence,
+        Role,
+    )
     from workflows.referral.models import (
         CLOSED,
         TASK_STATES,
@@ -31,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
 
+PATHWAY_VERSION = "2026.11"  # named in audit exports; bump when the protocol changes
 UNSUCCESSFUL = {
     OutreachOutcome.NO_ANSWER,
     OutreachOutcome.LEFT_MESSAGE,
@@ -57,12 +66,15 @@ class ReferralWorkflow:
             task_states=TASK_STATES,
             closed_stages=CLOSED,
             deadline=self.deadline,
+            pathway="referral",
+            pathway_version=PATHWAY_VERSION,
         )
         self.opened_by_request = False
 
     @workflow.run
     async def run(self, order: ReferralInput) -> CaseOutcome:
         case = self.case
+        case.keep_trail()
         while not case.closed:
             if case.stage == Stage.SCHEDULED:
                 if await case.wait_until(case.moments["appointment_at"], Stage.SCHEDULED):
@@ -73,7 +85,7 @@ class ReferralWorkflow:
                     )
             else:
                 await case.milestone(self.ladder(case.stage))
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await case.settle()
         return case.outcome()
 
     def ladder(self, stage: Stage) -> list[Step]:
@@ -190,6 +202,7 @@ class ReferralWorkflow:
             f"Loop closed: {action.report} on file",
             kind=EventKind.COMPLETED,
             details={"report": action.report},
+            evidence=[Evidence(reference=action.report)],
         )
         return self.case.detail()
 

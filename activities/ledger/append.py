@@ -1,0 +1,91 @@
+"""Append ledger entries: idempotent on (case, seq), so retries and replays never duplicate."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.ledger.tables import CaseSummary, LedgerRow
+from workflows.care.models import EventKind, LedgerBatch, LedgerEntry
+
+log = structlog.get_logger(__name__)
+REWORK_KINDS = {EventKind.NO_SHOW, EventKind.REWORK}
+
+
+class LedgerActivities:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @activity.defn(name="append_ledger")
+    async def append(self, batch: LedgerBatch) -> int:
+        """Store the entries not yet stored; answers how many were new."""
+        return await asyncio.to_thread(append_entries, self.engine, batch.entries)
+
+
+def append_entries(engine: Engine, entries: list[LedgerEntry]) -> int:
+    added = 0
+    with Session(engine) as session:
+        for entry in entries:
+            stored = session.exec(
+                select(LedgerRow.hash).where(
+                    LedgerRow.case_id == entry.case_id, LedgerRow.seq == entry.seq
+                )
+            ).first()
+            if stored is not None:
+                if stored != entry.hash:
+                    raise ApplicationError(
+                        f"Ledger entry {entry.seq} of case {entry.case_id} is already stored "
+                        "with another hash",
+                        type="LedgerConflict",
+                        non_retryable=True,
+                    )
+                continue
+            session.add(_row(entry))
+            _summarize(session, entry)
+            added += 1
+        session.commit()
+    if added:
+        log.info("ledger_appended", case_id=entries[0].case_id, entries=added)
+    return added
+
+
+def _row(entry: LedgerEntry) -> LedgerRow:
+    data = entry.model_dump(mode="json")
+    data["at"] = entry.at
+    return LedgerRow(**data)
+
+
+def _summarize(session: Session, entry: LedgerEntry) -> None:
+    summary = session.get(CaseSummary, entry.case_id)
+    if summary is None:
+        summary = CaseSummary(
+            case_id=entry.case_id,
+            case_type=entry.case_type,
+            team=entry.team,
+            location=entry.location,
+            priority=entry.priority,
+            opened_at=entry.at,
+        )
+    if entry.kind == EventKind.ASSIGNED and summary.first_assigned_at is None:
+        summary.first_assigned_at = entry.at
+    if entry.stage_after == "scheduled" and summary.first_scheduled_at is None:
+        summary.first_scheduled_at = entry.at
+    if entry.kind == EventKind.ESCALATED:
+        summary.escalations += 1
+    if entry.kind in REWORK_KINDS:
+        summary.rework_loops += 1
+    if entry.kind == EventKind.EXCEPTION_RAISED:
+        summary.exceptions += 1
+    if entry.evidence and entry.kind in (EventKind.COMPLETED, EventKind.VERIFIED):
+        summary.evidence_on_file = True
+    if entry.case_closed:
+        summary.closed_at = entry.at
+        summary.closed_stage = entry.stage_after
+        summary.completed = entry.kind == EventKind.COMPLETED
+    summary.last_seq = max(summary.last_seq, entry.seq)
+    session.add(summary)

@@ -1,0 +1,93 @@
+"""Ledger tables: the append-only entries, and a per-case summary derived from them for metrics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _utc() -> datetime:
+    return datetime.now(UTC)
+
+
+class LedgerRow(SQLModel, table=True):
+    __tablename__ = "ledger_entry"
+    __table_args__ = (
+        UniqueConstraint("case_id", "seq", name="uq_ledger_case_seq"),
+        Index("ix_ledger_kind_at", "kind", "at"),
+        Index("ix_ledger_team_at", "team", "at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    case_id: str = Field(index=True)
+    seq: int
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
+    kind: str
+    actor: str = Field(index=True)
+    role: str
+    summary: str
+    stage_before: str | None = None
+    stage_after: str | None = None
+    details: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    evidence: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    case_type: str = Field(index=True)
+    team: str
+    location: str | None = Field(default=None, index=True)
+    priority: str | None = None
+    pathway: str
+    pathway_version: str
+    case_closed: bool = False
+    prev_hash: str
+    hash: str
+    recorded_at: datetime = Field(
+        default_factory=_utc, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class CaseSummary(SQLModel, table=True):
+    """One row per case, kept current as entries are appended; metrics aggregate over it."""
+
+    __tablename__ = "case_summary"
+    __table_args__ = (Index("ix_summary_type_team_opened", "case_type", "team", "opened_at"),)
+
+    case_id: str = Field(primary_key=True)
+    case_type: str
+    team: str = Field(index=True)
+    location: str | None = Field(default=None, index=True)
+    priority: str | None = None
+    opened_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    first_assigned_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    first_scheduled_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    closed_stage: str | None = None
+    completed: bool = False
+    escalations: int = 0
+    rework_loops: int = 0
+    exceptions: int = 0
+    evidence_on_file: bool = False
+    last_seq: int = 0
+
+
+class AccessRow(SQLModel, table=True):
+    """Who looked at which case, how and when: the accounting of disclosures HIPAA asks for."""
+
+    __tablename__ = "access_log"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    at: datetime = Field(
+        default_factory=_utc, sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+    user_id: str = Field(index=True)
+    role: str
+    case_id: str = Field(index=True)
+    view: str  # detail, history, audit, verify, proof
+    request_id: str | None = None

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import BaseModel
+from temporalio.service import RPCError
+
+from api import audit, cases
+from api.deps import CurrentUser, EngineDep, TemporalDep, require_role
+from api.proof import proof_bundle
+from api.routes.cases import CaseId
+from workflows.care.models import Actor, Role
+
+router = APIRouter(prefix="/api/v1", tags=["audit"])
+Auditor = Annotated[Actor, require_role(Role.AUDITOR, Role.ADMIN)]
+
+
+def readable_trail(engine, case_id: str, actor: Actor, view: str) -> list[audit.AuditEvent]:
+    """The case's ledger, for auditors and for the owning team; the read itself is logged."""
+    trail = audit.case_trail(engine, case_id)
+    if not trail:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No audit trail for case {case_id}")
+    if actor.role not in (Role.AUDITOR, Role.ADMIN) and actor.team != trail[0].team:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"This case belongs to team {trail[0].team}")
+    audit.record_access(
+        engine, actor, case_id, view, structlog.contextvars.get_contextvars().get("request_id")
+    )
+    return trail
+
+
+@router.get("/cases/{case_id}/audit", response_model=list[audit.AuditEvent])
+def case_audit(case_id: CaseId, actor: CurrentUser, engine: EngineDep) -> list[audit.AuditEvent]:
+    """The case's ledger as a timeline, oldest first. Kept after Temporal has forgotten the case."""
+    return readable_trail(engine, case_id, actor, "audit")
+
+
+@router.get("/cases/{case_id}/audit/verify", response_model=audit.ChainReport)
+async def verify_case_chain(
+    case_id: CaseId, actor: CurrentUser, engine: EngineDep, client: TemporalDep
+) -> audit.ChainReport:
+    """Recompute the hash chain; while Temporal still holds the case, cross-check with it."""
+    trail = readable_trail(engine, case_id, actor, "verify")
+    try:
+        timeline = (await cases.query_case(client, case_id)).timeline
+    except (HTTPException, RPCError):
+        timeline = None  # closed and past Temporal's retention: the ledger stands alone
+    return audit.verify_chain(case_id, trail, timeline)
+
+
+@router.get("/cases/{case_id}/proof")
+def case_proof(case_id: CaseId, actor: CurrentUser, engine: EngineDep) -> Response:
+    """The case's proof as a FHIR R4 Bundle of AuditEvent and Provenance resources."""
+    trail = readable_trail(engine, case_id, actor, "proof")
+    return Response(json.dumps(proof_bundle(case_id, trail)), media_type="application/fhir+json")
+
+
+class EventPage(BaseModel):
+    items: list[audit.AuditEvent]
+    total: int
+    limit: int
+    offset: int
+
+
+def _search(
+    kind: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    case_type: str | None = None,
+    team: str | None = None,
+    location: str | None = None,
+) -> audit.EventSearch:
+    return audit.EventSearch(
+        kind=kind,
+        actor=actor,
+        since=since,
+        until=until,
+        case_type=case_type,
+        team=team,
+        location=location,
+    )
+
+
+@router.get("/audit/events", response_model=EventPage)
+def audit_events(
+    _: Auditor,
+    engine: EngineDep,
+    kind: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    case_type: str | None = None,
+    team: str | None = None,
+    location: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> EventPage:
+    """Search the ledger across cases."""
+    search = _search(kind, actor, since, until, case_type, team, location)
+    items, total = audit.search_events(engine, search, limit=limit, offset=offset)
+    return EventPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/audit/events.csv", response_class=Response)
+def audit_events_csv(
+    _: Auditor,
+    engine: EngineDep,
+    kind: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    case_type: str | None = None,
+    team: str | None = None,
+    location: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> Response:
+    """The same search as CSV, for spreadsheets and auditors' tools."""
+    search = _search(kind, actor, since, until, case_type, team, location)
+    items, _total = audit.search_events(engine, search, limit=limit, offset=0)
+    return Response(
+        audit.events_csv(items),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="audit-events.csv"'},
+    )
+
+
+@router.get("/audit/access", response_model=list[audit.Access])
+def access_log(
+    _: Auditor,
+    engine: EngineDep,
+    case_id: str | None = None,
+    user_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[audit.Access]:
+    """Who read which case, how and when."""
+    return audit.access_log(engine, case_id=case_id, user_id=user_id, limit=limit)

@@ -1,0 +1,91 @@
+"""The audit ledger: every event once, in order, hash-chained; tampering is found."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import Session, select
+from temporalio.exceptions import ApplicationError
+
+from activities.ledger.append import append_entries
+from activities.ledger.tables import CaseSummary, LedgerRow
+from api.audit import case_trail, verify_chain
+from tests.workflows.referral_kit import COORDINATOR, open_referral, running
+from workflows.care.models import LedgerEntry
+from workflows.referral.models import Assign, MarkCompleted, MarkScheduled
+from workflows.referral.workflow import ReferralWorkflow
+
+
+async def run_a_case(time_skipping, client, engine, task_queue):
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        visit = await time_skipping.get_current_time() + timedelta(days=2)
+        await handle.execute_update(
+            ReferralWorkflow.mark_scheduled,
+            MarkScheduled(actor=COORDINATOR, appointment="Appointment/a1", appointment_at=visit),
+        )
+        await time_skipping.sleep(timedelta(days=3))
+        done = await handle.execute_update(
+            ReferralWorkflow.mark_completed,
+            MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r1"),
+        )
+        await handle.result()
+    return done
+
+
+async def test_every_event_reaches_the_ledger_in_order(time_skipping, client, engine, task_queue):
+    done = await run_a_case(time_skipping, client, engine, task_queue)
+    trail = case_trail(engine, done.case_id)
+    assert [(e.seq, e.kind, e.actor) for e in trail] == [
+        (e.seq, e.kind.value, e.actor) for e in done.timeline
+    ]
+    assert trail[-1].evidence[0].reference == "DiagnosticReport/r1"
+    assert {(e.pathway, e.team, e.case_type) for e in trail} == {
+        ("referral", "cardiology", "referral")
+    }
+    report = verify_chain(done.case_id, trail, done.timeline)
+    assert report.intact and report.temporal_checked and report.entries == len(done.timeline)
+
+    with Session(engine) as session:
+        summary = session.get(CaseSummary, done.case_id)
+    assert summary.completed and summary.closed_stage == "completed"
+    assert summary.first_scheduled_at is not None and summary.evidence_on_file
+
+
+async def test_appending_again_changes_nothing(time_skipping, client, engine, task_queue):
+    done = await run_a_case(time_skipping, client, engine, task_queue)
+    entries = [
+        LedgerEntry.model_validate(e.model_dump(exclude={"recorded_at"}))
+        for e in case_trail(engine, done.case_id)
+    ]
+    assert append_entries(engine, entries) == 0  # a retried or replayed write
+    with Session(engine) as session:
+        assert len(session.exec(select(LedgerRow)).all()) == len(entries)
+
+    forged = entries[1].model_copy(update={"hash": "f" * 64})
+    with pytest.raises(ApplicationError) as conflict:
+        append_entries(engine, [forged])
+    assert conflict.value.type == "LedgerConflict"
+
+
+async def test_chain_check_finds_an_edited_and_a_deleted_row(
+    time_skipping, client, engine, task_queue
+):
+    done = await run_a_case(time_skipping, client, engine, task_queue)
+    with Session(engine) as session:
+        row = session.exec(select(LedgerRow).where(LedgerRow.seq == 3)).one()
+        row.summary = "Nothing happened here"
+        session.add(row)
+        session.commit()
+    edited = verify_chain(done.case_id, case_trail(engine, done.case_id), None)
+    assert (edited.intact, edited.first_broken_seq) == (False, 3)
+    assert "edited" in edited.problem
+
+    with Session(engine) as session:
+        session.delete(session.exec(select(LedgerRow).where(LedgerRow.seq == 2)).one())
+        session.commit()
+    deleted = verify_chain(done.case_id, case_trail(engine, done.case_id), None)
+    assert (deleted.intact, deleted.first_broken_seq) == (False, 2)
+    assert "missing" in deleted.problem

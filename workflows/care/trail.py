@@ -1,0 +1,96 @@
+"""The case's audit trail: every timeline event goes to the ledger, hash-chained, in order.
+
+A background task in the workflow writes pending entries with a local activity; the ledger
+stores each (case, seq) once, so activity retries and replays never duplicate or reorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger.append import LedgerActivities
+    from workflows.care.chain import GENESIS, link
+    from workflows.care.models import LedgerBatch, LedgerEntry, TimelineEvent
+
+# Cases started before the ledger existed replay without it.
+LEDGER_PATCH = "audit-ledger"
+LEDGER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+
+
+class AuditTrail:
+    def __init__(self, *, case_id: str, pathway: str, version: str) -> None:
+        self.case_id = case_id
+        self.pathway = pathway
+        self.version = version
+        self.last_hash = GENESIS
+        self.unsent: list[LedgerEntry] = []
+        self.writing = False
+        self.task: asyncio.Task[None] | None = None
+
+    def add(
+        self,
+        event: TimelineEvent,
+        *,
+        case_type: str,
+        team: str,
+        location: str | None,
+        priority: str | None,
+        case_closed: bool,
+    ) -> None:
+        entry = LedgerEntry(
+            case_id=self.case_id,
+            seq=event.seq,
+            at=event.at,
+            kind=event.kind,
+            actor=event.actor,
+            role=event.role,
+            summary=event.summary,
+            stage_before=event.stage_before,
+            stage_after=event.stage_after,
+            details=event.details,
+            evidence=event.evidence,
+            case_type=case_type,
+            team=team,
+            location=location,
+            priority=priority,
+            pathway=self.pathway,
+            pathway_version=self.version,
+            case_closed=case_closed,
+            prev_hash=self.last_hash,
+        )
+        entry.hash = link(entry.prev_hash, entry.content())
+        self.last_hash = entry.hash
+        self.unsent.append(entry)
+
+    def start(self) -> None:
+        """Start writing in the background; call once from the workflow's run."""
+        if self.task is None:
+            self.task = asyncio.create_task(self._keep())
+
+    async def settled(self) -> None:
+        """Wait until every entry so far is in the ledger."""
+        await workflow.wait_condition(lambda: not self.unsent and not self.writing)
+
+    async def _keep(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: bool(self.unsent))
+            if not workflow.patched(LEDGER_PATCH):
+                self.unsent.clear()
+                continue
+            self.writing = True
+            batch = list(self.unsent)
+            await workflow.execute_local_activity_method(
+                LedgerActivities.append,
+                LedgerBatch(entries=batch),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=LEDGER_RETRY,
+            )
+            del self.unsent[: len(batch)]
+            self.writing = False
