@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Body, Path, Query
-
 from sqlalchemy import Engine
 
 from api import audit, cases

@@ -17,7 +17,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.care import errors, search
     from workflows.care.calendar import BusinessCalendar
     from workflows.care.ladder import Escalate, Step
-    from workflows.care.trail import AuditTrail
     from workflows.care.models import (
         SYSTEM,
         Actor,
@@ -31,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         TaskState,
         TimelineEvent,
     )
+    from workflows.care.trail import AuditTrail
 
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
