@@ -1,0 +1,228 @@
+"""An async FHIR R4 REST client for activities: httpx, R4B models, failures Temporal understands.
+
+Every failure becomes an `ApplicationError` whose `type` says what retrying can do about it:
+timeouts, connection errors, 429 and 5xx are retryable (`Retry-After` sets the next delay); other
+4xx are not, and carry the server's OperationOutcome text, capped, for the case timeline. That text
+may describe the patient, so it is never logged.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+from fhir.resources.R4B import get_fhir_model_class
+from fhir.resources.R4B.resource import Resource
+from pydantic import ValidationError
+from temporalio.exceptions import ApplicationError
+
+from activities.fhir.auth import Auth, NoAuth, make_auth
+from workers.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+MAX_MESSAGE = 300  # a failure message lands in workflow history: keep one bad answer small
+MAX_PAGES = 50
+MAX_RETRY_AFTER = timedelta(minutes=30)
+
+UNAVAILABLE = "FhirUnavailable"  # retryable: the EHR is down, slow or throttling
+NOT_FOUND = "FhirNotFound"
+VERSION_CONFLICT = "FhirVersionConflict"  # 412: someone else changed the resource first
+REJECTED = "FhirRequestRejected"  # any other 4xx
+INVALID_RESOURCE = "FhirInvalidResource"  # the server sent something that is not valid R4
+
+
+def cap(text: str, limit: int = MAX_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def outcome_text(body: Any) -> str:
+    """The human-readable part of an OperationOutcome (details.text, else diagnostics)."""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return ""
+    texts = []
+    for issue in body.get("issue") or []:
+        text = (issue.get("details") or {}).get("text") or issue.get("diagnostics") or ""
+        where = ", ".join(issue.get("expression") or [])
+        if text:
+            texts.append(f"{text} ({where})" if where else text)
+    return "; ".join(texts)
+
+
+def retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        delay = timedelta(seconds=float(value))
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        delay = timedelta(seconds=when.timestamp() - time.time())
+    return min(max(delay, timedelta(seconds=1)), MAX_RETRY_AFTER)
+
+
+def parse(resource: dict[str, Any]) -> Resource:
+    """Validate a resource as FHIR R4 (R4B models) and return the typed model."""
+    try:
+        model_class = get_fhir_model_class(resource.get("resourceType", ""))
+        return model_class.model_validate(resource)
+    except (KeyError, ValueError, ValidationError) as err:
+        count = len(err.errors()) if isinstance(err, ValidationError) else 1
+        raise ApplicationError(
+            f"The EHR returned an invalid {resource.get('resourceType', 'resource')} "
+            f"({count} validation errors)",
+            type=INVALID_RESOURCE,
+            non_retryable=True,
+        ) from None
+
+
+class FhirClient:
+    """One EHR's FHIR R4 base URL. Holds a connection pool: make one per worker and reuse it."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: Auth | None = None,
+        *,
+        timeout: float = 20,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth or NoAuth()
+        self.http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5)),
+            headers={"Accept": FHIR_JSON},
+            transport=transport,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FhirClient:
+        return cls(
+            settings.fhir_base_url, make_auth(settings), timeout=settings.fhir_timeout_seconds
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # -- interactions --------------------------------------------------------------------------
+
+    async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
+        return await self._request("GET", f"{resource_type}/{resource_id}", resource_type)
+
+    async def create(self, resource: dict[str, Any]) -> dict[str, Any]:
+        kind = resource["resourceType"]
+        return await self._request("POST", kind, kind, json=resource)
+
+    async def update(
+        self, resource: dict[str, Any], *, if_match: str | None = None
+    ) -> dict[str, Any]:
+        """PUT the resource; with `if_match` (a versionId) only if nobody changed it since."""
+        kind = resource["resourceType"]
+        headers = {"If-Match": f'W/"{if_match}"'} if if_match else {}
+        return await self._request(
+            "PUT", f"{kind}/{resource['id']}", kind, json=resource, headers=headers
+        )
+
+    async def search(self, resource_type: str, params: dict[str, str]) -> list[dict[str, Any]]:
+        """Every match, following the bundle's next links (on the same server only)."""
+        found: list[dict[str, Any]] = []
+        bundle = await self._request("GET", resource_type, resource_type, params=params)
+        for _ in range(MAX_PAGES):
+            found += [
+                entry["resource"]
+                for entry in bundle.get("entry") or []
+                if entry.get("resource", {}).get("resourceType") == resource_type
+                and (entry.get("search") or {}).get("mode", "match") == "match"
+            ]
+            following = next(
+                (link["url"] for link in bundle.get("link") or [] if link["relation"] == "next"),
+                None,
+            )
+            if not following:
+                return found
+            if urlsplit(following).netloc != urlsplit(self.base_url).netloc:
+                # Credentials go to the EHR only, never to a host a bundle points at.
+                raise ApplicationError(
+                    "The EHR's next-page link points at another host",
+                    type=REJECTED,
+                    non_retryable=True,
+                )
+            bundle = await self._request("GET", following, resource_type)
+        raise ApplicationError(
+            f"{resource_type} search has more than {MAX_PAGES} pages; narrow it",
+            type=REJECTED,
+            non_retryable=True,
+        )
+
+    # -- transport --------------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        resource_type: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        url = path if path.startswith("http") else f"{self.base_url}/{path}"
+        for attempt in (1, 2):
+            auth = await self.auth.headers(self.http)
+            body_headers = {"Content-Type": FHIR_JSON} if json is not None else {}
+            try:
+                response = await self.http.request(
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    headers={**auth, **body_headers, **(headers or {})},
+                )
+            except httpx.TimeoutException:
+                raise self._unavailable(method, resource_type, "timed out") from None
+            except httpx.HTTPError as err:
+                raise self._unavailable(method, resource_type, type(err).__name__) from None
+            if response.status_code == 401 and attempt == 1 and auth:
+                self.auth.forget()  # an expired or revoked token: fetch a new one, once
+                continue
+            break
+        if response.status_code < 300:
+            return response.json()
+        raise self._failure(method, resource_type, response)
+
+    def _unavailable(
+        self, method: str, resource_type: str, why: str, delay: timedelta | None = None
+    ) -> ApplicationError:
+        log.warning("fhir_unavailable", method=method, resource_type=resource_type, why=why)
+        return ApplicationError(
+            f"EHR unavailable ({method} {resource_type}: {why})",
+            type=UNAVAILABLE,
+            next_retry_delay=delay,
+        )
+
+    def _failure(
+        self, method: str, resource_type: str, response: httpx.Response
+    ) -> ApplicationError:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            return self._unavailable(method, resource_type, f"HTTP {status}", retry_after(response))
+        try:
+            text = outcome_text(response.json())
+        except ValueError:
+            text = ""
+        kind = {404: NOT_FOUND, 410: NOT_FOUND, 412: VERSION_CONFLICT}.get(status, REJECTED)
+        log.info("fhir_refused", method=method, resource_type=resource_type, status=status)
+        return ApplicationError(
+            cap(f"EHR refused {method} {resource_type} (HTTP {status}): {text or 'no details'}"),
+            type=kind,
+            non_retryable=True,
+        )
