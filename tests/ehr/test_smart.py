@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -95,6 +96,12 @@ def key_pair() -> tuple[str, object]:
     return pem, key.public_key()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def readable_patient(ehr_url: str) -> None:
+    patient = {"resourceType": "Patient", "id": "smart-reader", "active": True}
+    httpx.put(f"{ehr_url}/Patient/smart-reader", json=patient).raise_for_status()
+
+
 @pytest.fixture
 def token_server(key_pair) -> Iterator[TokenServer]:
     with TokenServer(key_pair[1], expires_in=3600) as server:
@@ -121,8 +128,8 @@ async def test_signed_assertion_verifies_and_token_is_cached(ehr_url, key_pair, 
     client = FhirClient(ehr_url, smart(token_server, key_pair[0]))
     client.http.event_hooks["request"].append(capture)
     try:
-        await client.search("Patient", {"_count": "1"})
-        await client.search("Patient", {"_count": "1"})
+        await client.read("Patient", "smart-reader")
+        await client.read("Patient", "smart-reader")
     finally:
         await client.aclose()
     assert len(token_server.assertions) == 1  # cached: one token for both calls
@@ -136,8 +143,8 @@ async def test_an_expiring_token_is_renewed(ehr_url, key_pair):
     with TokenServer(key_pair[1], expires_in=0) as server:
         client = FhirClient(ehr_url, smart(server, key_pair[0]))
         try:
-            await client.search("Patient", {"_count": "1"})
-            await client.search("Patient", {"_count": "1"})
+            await client.read("Patient", "smart-reader")
+            await client.read("Patient", "smart-reader")
         finally:
             await client.aclose()
     assert len(server.assertions) == 2
