@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EHR := ehr-sandbox/node_modules/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean web browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,10 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP) $(EHR)
+run: $(STAMP) $(EHR) web
 	$(BIN)/followthrough dev
 
-test: $(STAMP) $(EHR)
+test: $(STAMP) $(EHR) web browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -30,6 +30,21 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The care-team web UI: browser assets pinned in web/package-lock.json, copied into the static
+# folder (not committed), and Debian's Chromium for the browser tests in tests/ui.
+WEB_VENDOR := api/web/static/vendor
+
+web: $(WEB_VENDOR)/.installed
+
+$(WEB_VENDOR)/.installed: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(WEB_VENDOR)
+	cp web/node_modules/htmx.org/dist/htmx.min.js web/node_modules/chart.js/dist/chart.umd.min.js $(WEB_VENDOR)/
+	touch $@
+
+browser:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 # The EHR sandbox (a FHIR R4 engine for make run and the tests), pinned in its package-lock.json.
 $(EHR): ehr-sandbox/package-lock.json

@@ -11,6 +11,7 @@ import structlog
 from fastapi import FastAPI, Request, Response
 
 from api.routes import audit, cases, health, notifications, referrals
+from api.web import mount as mount_web
 from workers import logs
 from workers.client import connect
 from workers.database import make_engine
@@ -59,4 +60,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (health, referrals, cases, notifications, audit):
         app.include_router(module.router)
+    mount_web(app)  # the care-team web UI under /, over the same service layer
     return app

@@ -1,0 +1,181 @@
+"""The coordinator's pages: sign-in, work queues, a case and its actions.
+
+Every read and every action goes through api/cases.py, the same service layer as /api/v1.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Form, HTTPException, Path, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api import cases
+from api.auth import InvalidToken, mint_token, read_token
+from api.deps import SettingsDep, TemporalDep
+from api.web import forms, queue, session
+from api.web.render import STAGE_LABELS, page
+from workflows.care.models import Actor, CaseDetail, Role
+
+router = APIRouter(include_in_schema=False)
+CaseId = Annotated[str, Path(pattern=r"^[a-z]+-[A-Za-z0-9\-.]{1,64}$")]
+
+# Development and test sign-in: made-up people, one per role the UI serves.
+DEMO_USERS = {
+    "cora": ("Cora", Role.COORDINATOR, "cardiology"),
+    "ian": ("Ian", Role.COORDINATOR, "imaging"),
+    "sam": ("Sam", Role.SUPERVISOR, "cardiology"),
+    "audrey": ("Audrey", Role.AUDITOR, None),
+}
+
+
+def problem(request: Request, actor: Actor | None, err: HTTPException) -> HTMLResponse:
+    return page(
+        request,
+        "error.html",
+        {"status": err.status_code, "message": forms.error_text(err.detail)},
+        actor=actor,
+        status_code=err.status_code,
+    )
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/queue", status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/signin")
+async def sign_in_page(request: Request, settings: SettingsDep) -> HTMLResponse:
+    return page(
+        request,
+        "signin.html",
+        {"demo": session.dev_sign_in_enabled(settings), "users": DEMO_USERS},
+    )
+
+
+@router.post("/signin", dependencies=[session.CsrfChecked])
+async def sign_in(settings: SettingsDep, user: Annotated[str, Form()]) -> Response:
+    if not session.dev_sign_in_enabled(settings) or user not in DEMO_USERS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such sign-in")
+    _, role, team = DEMO_USERS[user]
+    response = RedirectResponse("/queue", status.HTTP_303_SEE_OTHER)
+    session.set_session(response, settings, mint_token(settings, user=user, role=role, team=team))
+    return response
+
+
+@router.post("/signin/token")
+async def sign_in_with_token(settings: SettingsDep, token: Annotated[str, Form()]) -> Response:
+    """Where the identity provider posts the user's JWT (OIDC form_post). The token is the
+    credential, so this form needs no CSRF token; it is checked exactly as the API checks it."""
+    try:
+        read_token(settings, token)
+    except InvalidToken:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "That sign-in was not valid") from None
+    response = RedirectResponse("/queue", status.HTTP_303_SEE_OTHER)
+    session.set_session(response, settings, token)
+    return response
+
+
+@router.post("/signout", dependencies=[session.CsrfChecked])
+async def sign_out() -> Response:
+    response = RedirectResponse("/signin", status.HTTP_303_SEE_OTHER)
+    session.clear_session(response)
+    return response
+
+
+async def _queue_context(
+    request: Request, client: TemporalDep, actor: Actor, settings: SettingsDep
+) -> dict:
+    view = queue.QueueView.for_actor(actor, **dict(request.query_params))
+    items = await queue.fetch(client, actor, view, settings)
+    return {"view": view, "items": items, "stages": STAGE_LABELS}
+
+
+@router.get("/queue")
+async def queue_page(
+    request: Request, client: TemporalDep, actor: session.PageUser, settings: SettingsDep
+) -> HTMLResponse:
+    try:
+        context = await _queue_context(request, client, actor, settings)
+    except HTTPException as err:
+        return problem(request, actor, err)
+    return page(request, "queue.html", context, actor=actor)
+
+
+@router.get("/queue/rows")
+async def queue_rows(
+    request: Request, client: TemporalDep, actor: session.PageUser, settings: SettingsDep
+) -> HTMLResponse:
+    """The queue's results alone: htmx polls this so the list follows the cases."""
+    try:
+        context = await _queue_context(request, client, actor, settings)
+    except HTTPException as err:
+        return problem(request, actor, err)
+    return page(request, "_queue_results.html", context, actor=actor)
+
+
+def _case_context(case: CaseDetail, actor: Actor, **extra: object) -> dict:
+    return {
+        "case": case,
+        "forms": forms.offered(case, actor),
+        "errors": {},
+        "values": {},
+        "flash": None,
+        # The audit ledger's verify-chain result shows here once it exists; None hides it.
+        "chain": None,
+        **extra,
+    }
+
+
+@router.get("/cases/{case_id}")
+async def case_page(
+    request: Request, case_id: CaseId, client: TemporalDep, actor: session.PageUser
+) -> HTMLResponse:
+    structlog.contextvars.bind_contextvars(case_id=case_id)
+    try:
+        case = await cases.read_case(client, case_id, actor)
+    except HTTPException as err:
+        return problem(request, actor, err)
+    return page(request, "case.html", _case_context(case, actor), actor=actor)
+
+
+@router.post("/cases/{case_id}/actions/{key}", dependencies=[session.CsrfChecked])
+async def case_action(
+    request: Request,
+    case_id: CaseId,
+    key: str,
+    client: TemporalDep,
+    actor: session.PageUser,
+    settings: SettingsDep,
+) -> Response:
+    """Send one action. On success the case is shown as it now is; on rejection the form comes
+    back with the case's reason beside it and everything that was typed still in place."""
+    structlog.contextvars.bind_contextvars(case_id=case_id, action=key)
+    spec = forms.BY_KEY.get(key)
+    if spec is None:
+        return problem(request, actor, HTTPException(404, f"Unknown action {key!r}"))
+    submitted = await request.form()
+    values = {f.name: str(submitted.get(f.name, "")) for f in spec.fields}
+    htmx = request.headers.get("hx-request") == "true"
+    try:
+        case = await cases.act(
+            client, case_id, spec.action, forms.action_body(spec, values, settings), actor
+        )
+    except HTTPException as rejected:
+        try:
+            case = await cases.read_case(client, case_id, actor)
+        except HTTPException as err:
+            return problem(request, actor, err)
+        context = _case_context(
+            case,
+            actor,
+            errors={key: forms.error_text(rejected.detail)},
+            values={key: values},
+        )
+        name = "_case_body.html" if htmx else "case.html"
+        return page(request, name, context, actor=actor, status_code=rejected.status_code)
+    if not htmx:
+        return RedirectResponse(f"/cases/{case_id}", status.HTTP_303_SEE_OTHER)
+    context = _case_context(case, actor, flash=f"{spec.title}: done")
+    return page(request, "_case_body.html", context, actor=actor)
