@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from activities.ledger.tables import AccessRow, LedgerRow
+from activities.ledger.tables import AccessRow, LedgerRow, as_stored
 from workflows.care.chain import GENESIS, link
 from workflows.care.models import Actor, LedgerEntry, TimelineEvent
 
@@ -115,9 +115,9 @@ def search_events(
         if value is not None:
             query = query.where(column == value)
     if search.since:
-        query = query.where(col(LedgerRow.at) >= search.since)
+        query = query.where(col(LedgerRow.at) >= as_stored(search.since))
     if search.until:
-        query = query.where(col(LedgerRow.at) < search.until)
+        query = query.where(col(LedgerRow.at) < as_stored(search.until))
     with Session(engine) as session:
         total = session.exec(select(func.count()).select_from(query.subquery())).one()
         rows = session.exec(

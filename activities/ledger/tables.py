@@ -91,3 +91,8 @@ class AccessRow(SQLModel, table=True):
     case_id: str = Field(index=True)
     view: str  # detail, history, audit, verify, proof
     request_id: str | None = None
+
+
+def as_stored(moment: datetime) -> datetime:
+    """A bound for queries: stored timestamps are UTC, and SQLite compares them without offset."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -258,3 +258,23 @@ def test_auditors_read_the_ledger_and_every_read_is_logged(http, cora, ian, audr
         ("audrey", "history"),
     }
     assert all(r["request_id"] for r in reads)
+
+
+def test_metrics_by_team_and_for_prometheus(http, cora, ian, audrey, open_case):
+    open_case()
+    mine = http.get("/api/v1/metrics", params={"group_by": ["team", "case_type"]}, headers=cora)
+    assert mine.status_code == 200
+    assert [g["group"] for g in mine.json()] == [{"team": "cardiology", "case_type": "referral"}]
+    assert mine.json()[0]["cases_opened"] >= 1
+    assert (
+        http.get("/api/v1/metrics", params={"team": "cardiology"}, headers=ian).status_code == 403
+    )
+    everyone = http.get("/api/v1/metrics", params={"group_by": "team"}, headers=audrey).json()
+    assert {g["group"]["team"] for g in everyone} >= {"cardiology"}
+
+    scrape = http.get("/metrics")
+    assert scrape.status_code == 200
+    assert (
+        'followthrough_cases_opened{case_type="referral",location="main-clinic",team="cardiology"}'
+        in scrape.text
+    )
