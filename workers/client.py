@@ -12,6 +12,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.care import search
@@ -19,7 +20,9 @@ from workflows.care import search
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 
 
-async def connect(address: str | None = None, namespace: str | None = None) -> Client:
+async def connect(
+    address: str | None = None, namespace: str | None = None, runtime: Runtime | None = None
+) -> Client:
     """Connect using Temporal's standard settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
     TEMPORAL_API_KEY, TEMPORAL_TLS_*), so the same code reaches a dev server, a cluster or Cloud."""
     config = ClientConfig.load_client_connect_config()
@@ -28,7 +31,12 @@ async def connect(address: str | None = None, namespace: str | None = None) -> C
         config["target_host"] = address
     if namespace:
         config["namespace"] = namespace
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    return await Client.connect(**config, data_converter=pydantic_data_converter, runtime=runtime)
+
+
+def prometheus_runtime(bind_address: str) -> Runtime:
+    """A Temporal runtime exposing the SDK's worker metrics for Prometheus at `bind_address`."""
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind_address)))
 
 
 async def register_search_attributes(client: Client) -> None:

@@ -137,7 +137,12 @@ def run_dev(settings: Settings, *, seed: bool = True) -> int:
     data.mkdir(parents=True, exist_ok=True)
     address = os.environ.get("TEMPORAL_ADDRESS", "127.0.0.1:7233")
     port = int(address.rsplit(":", 1)[1])
-    env = {"TEMPORAL_ADDRESS": address, "PYTHONPYCACHEPREFIX": str(data / "pycache")}
+    worker_metrics = settings.worker_metrics_address or "127.0.0.1:9464"
+    env = {
+        "TEMPORAL_ADDRESS": address,
+        "PYTHONPYCACHEPREFIX": str(data / "pycache"),
+        "WORKER_METRICS_ADDRESS": worker_metrics,
+    }
     processes: list[subprocess.Popen] = []
     # Stopped by SIGTERM as by Ctrl-C: either way every child process is stopped with us.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -171,6 +176,7 @@ Followthrough is running (Ctrl-C stops everything):
   Temporal         {address}
   Temporal Web UI  http://127.0.0.1:{settings.temporal_ui_port}
   EHR sandbox      {ehr_url} (FHIR R4, writes logged in {data}/ehr)
+  Metrics          {base}/metrics (care) and http://{worker_metrics}/metrics (worker)
   Logs             {data}/*.log
 Get a token:  .venv/bin/followthrough token --user cora --role coordinator --team cardiology
 """,

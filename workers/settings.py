@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "followthrough"
     temporal_ui_port: int = 8233
     max_cached_workflows: int = 1000
+    # Where the worker serves Temporal SDK metrics for Prometheus, e.g. 127.0.0.1:9464.
+    worker_metrics_address: str | None = None
 
     database_url: str = "sqlite:///.data/followthrough.db"
 

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from workers import registry
-from workers.client import connect, register_search_attributes
+from workers.client import connect, prometheus_runtime, register_search_attributes
 from workers.database import make_engine
 from workers.settings import Settings
 
@@ -42,7 +42,12 @@ def cache_bytecode(settings: Settings) -> None:
 
 async def run(settings: Settings) -> None:
     cache_bytecode(settings)
-    client = await connect()
+    runtime = (
+        prometheus_runtime(settings.worker_metrics_address)
+        if settings.worker_metrics_address
+        else None
+    )
+    client = await connect(runtime=runtime)
     await register_search_attributes(client)
     engine = make_engine(settings.database_url)
     worker = build_worker(
