@@ -1,0 +1,62 @@
+"""What the EHR activities take and give back. Plain models, safe to import into workflows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+REFERENCE = r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$"
+
+
+class Evidence(BaseModel):
+    """One EHR resource version that proves a step, and a hash of exactly what was read.
+
+    `sha256` is over the resource's canonical JSON (see activities/fhir/evidence.py): the same
+    version read twice gives the same hash; any change to it gives another.
+    """
+
+    resource_type: str
+    id: str
+    version_id: str | None = None
+    last_updated: datetime | None = None
+    sha256: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource_type}/{self.id}"
+
+
+class Verdict(BaseModel):
+    """Whether the EHR shows the step happened; if not, why, in words the case owner can act on."""
+
+    verified: bool
+    reason: str = ""
+    evidence: list[Evidence] = Field(default_factory=list)
+    appointment_at: datetime | None = None  # the appointment's start, when one was verified
+
+
+class AppointmentCheck(BaseModel):
+    """Is there a booked appointment for this order? `appointment` is the one the care team named;
+    without it, any appointment linked to the order counts (booked directly in the EHR)."""
+
+    order: str = Field(pattern=REFERENCE)
+    patient: str = Field(pattern=REFERENCE)
+    appointment: str | None = Field(default=None, pattern=REFERENCE)
+    not_before: datetime  # start of the clinic's today: earlier appointments do not count
+
+
+class ReportCheck(BaseModel):
+    """Is the order done: completed in the EHR, or a report filed for it?"""
+
+    order: str = Field(pattern=REFERENCE)
+    patient: str = Field(pattern=REFERENCE)
+    report: str | None = Field(default=None, pattern=REFERENCE)
+
+
+class DocumentsCheck(BaseModel):
+    """Are these DocumentReferences on file for the patient?"""
+
+    order: str = Field(pattern=REFERENCE)
+    patient: str = Field(pattern=REFERENCE)
+    documents: list[str] = Field(min_length=1, max_length=50)
