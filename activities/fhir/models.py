@@ -60,3 +60,23 @@ class DocumentsCheck(BaseModel):
     order: str = Field(pattern=REFERENCE)
     patient: str = Field(pattern=REFERENCE)
     documents: list[str] = Field(min_length=1, max_length=50)
+
+
+class TaskMirror(BaseModel):
+    """A case as the EHR sees it: one FHIR Task, rewritten at every stage change."""
+
+    case_id: str
+    order: str = Field(pattern=REFERENCE)  # Task.focus
+    patient: str = Field(pattern=REFERENCE)  # Task.for
+    status: str
+    business_status: str
+    status_reason: str | None = None
+    team: str
+    owner: str | None = None
+    due_at: datetime | None = None  # Task.restriction.period.end
+
+
+class TaskWritten(BaseModel):
+    task: str  # "Task/<id>"
+    version_id: str | None = None
+    merged_concurrent_edit: bool = False
