@@ -177,5 +177,5 @@ async def case_action(
         return page(request, name, context, actor=actor, status_code=rejected.status_code)
     if not htmx:
         return RedirectResponse(f"/cases/{case_id}", status.HTTP_303_SEE_OTHER)
-    context = _case_context(case, actor, flash=f"{spec.title}: done")
+    context = _case_context(case, actor, flash=f"Recorded: {spec.title.lower()}")
     return page(request, "_case_body.html", context, actor=actor)

@@ -50,6 +50,16 @@ def due_in(value: datetime | None, now: datetime | None = None) -> str:
     return f"{amount} overdue" if seconds < 0 else f"in {amount}"
 
 
+def readable(value: str, settings: Settings) -> str:
+    """A timeline detail as a person reads it: ISO timestamps in clinic time, the rest as is."""
+    if len(value) >= 16 and value[4:5] == "-" and "T" in value:
+        try:
+            return local_time(datetime.fromisoformat(value), settings, "%b %d %Y, %H:%M")
+        except ValueError:
+            pass
+    return value
+
+
 def is_overdue(value: datetime | None) -> bool:
     return value is not None and value < datetime.now(UTC)
 
@@ -83,6 +93,7 @@ def page(
         "stage_label": stage_label,
         "local_time": lambda value, fmt="%b %d, %H:%M": local_time(value, settings, fmt),
         "due_in": due_in,
+        "readable": lambda value: readable(value, settings),
         "is_overdue": is_overdue,
         "path": request.url.path,
         "now": datetime.now(UTC),

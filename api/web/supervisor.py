@@ -85,11 +85,15 @@ async def dashboard_page(
         figures = await dashboard.team_figures(client, actor)
     except HTTPException as err:
         return problem(request, actor, err)
+    # Label/count pairs, not dicts: the JSON filter sorts keys, and buckets must keep their order.
     charts = {
-        "outcomes": figures.outcomes,
-        "aging": figures.aging,
-        "schedule": figures.time_to_schedule,
-        "rework": figures.rework,
+        key: [[label.replace("_", " "), count] for label, count in series.items()]
+        for key, series in (
+            ("outcomes", figures.outcomes),
+            ("schedule", figures.time_to_schedule),
+            ("aging", figures.aging),
+            ("rework", figures.rework),
+        )
     }
     return page(
         request,

@@ -41,8 +41,9 @@ function drawCharts() {
   Chart.defaults.color = "#374151";
   document.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
     const series = data[canvas.dataset.chart];
-    const labels = Object.keys(series).map((l) => l.replace(/_/g, " "));
-    const values = Object.values(series);
+    const labels = series.map((pair) => pair[0]);
+    const values = series.map((pair) => pair[1]);
+    if (values.every((v) => v === 0)) return; // the page says "No cases yet" instead
     const doughnut = canvas.dataset.chart === "outcomes";
     new Chart(canvas, {
       type: doughnut ? "doughnut" : "bar",

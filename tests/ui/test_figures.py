@@ -1,0 +1,123 @@
+"""Queue order and dashboard figures: the rules, without a browser or a server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from api.cases import QueueItem
+from api.web import dashboard, queue
+from workflows.care.models import (
+    SYSTEM,
+    CaseDetail,
+    EventKind,
+    OrderSummary,
+    Role,
+    TaskState,
+    TimelineEvent,
+)
+
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def item(case_id: str, due: timedelta | None, owner: str | None = "cora", stalled=False):
+    return QueueItem(
+        case_id=case_id,
+        case_type="referral",
+        stage="awaiting_scheduling",
+        team="cardiology",
+        owner=owner,
+        priority="routine",
+        location=None,
+        due_at=NOW + due if due is not None else None,
+        stalled=stalled,
+        opened_at=NOW - timedelta(days=3),
+        closed=False,
+    )
+
+
+def test_urgency_puts_overdue_first_then_due_soonest_then_no_deadline() -> None:
+    items = [
+        item("soon", timedelta(days=1)),
+        item("none", None),
+        item("late", timedelta(days=-2)),
+        item("later", timedelta(days=9)),
+        item("just-late", timedelta(hours=-1)),
+    ]
+    order = [i.case_id for i in sorted(items, key=queue.by_urgency)]
+    assert order == ["late", "just-late", "soon", "later", "none"]
+
+
+def test_a_supervisor_sees_unowned_then_stalled_first() -> None:
+    items = [
+        item("owned-late", timedelta(days=-3)),
+        item("stalled", timedelta(days=-1), stalled=True),
+        item("unowned", timedelta(days=5), owner=None),
+    ]
+    order = [i.case_id for i in sorted(items, key=queue.by_attention)]
+    assert order == ["unowned", "stalled", "owned-late"]
+
+
+def case(stage: str, opened_days_ago: float, scheduled_after: float | None, reschedules=0):
+    opened = NOW - timedelta(days=opened_days_ago)
+    timeline = [
+        TimelineEvent(
+            seq=1,
+            at=opened,
+            kind=EventKind.OPENED,
+            actor="system",
+            role=Role.SYSTEM,
+            summary="opened",
+        )
+    ]
+    if scheduled_after is not None:
+        timeline.append(
+            TimelineEvent(
+                seq=2,
+                at=opened + timedelta(days=scheduled_after),
+                kind=EventKind.STAGE_CHANGED,
+                actor=SYSTEM.user_id,
+                role=Role.SYSTEM,
+                summary="scheduled",
+                stage_before="awaiting_scheduling",
+                stage_after="scheduled",
+            )
+        )
+    return CaseDetail(
+        case_id=f"referral-{stage}-{opened_days_ago}",
+        case_type="referral",
+        stage=stage,
+        task=TaskState(status="x", business_status="x"),
+        closed=stage in dashboard.OUTCOMES,
+        priority="routine",
+        team="cardiology",
+        order=OrderSummary(resource="ServiceRequest/1", patient="Patient/1", service="Consult"),
+        opened_at=opened,
+        counters={"reschedules": reschedules},
+        timeline=timeline,
+    )
+
+
+def test_team_figures_from_case_details() -> None:
+    figures = dashboard.figures(
+        [
+            case("completed", 20, 2, reschedules=1),
+            case("completed", 12, 0.5),
+            case("cancelled", 9, None),
+            case("awaiting_scheduling", 1, None),
+            case("scheduled", 10, 4, reschedules=2),
+        ],
+        now=NOW,
+    )
+    assert (figures.open, figures.closed) == (2, 3)
+    assert figures.completion_rate == 2 / 3
+    assert figures.median_days_to_schedule == 2
+    assert figures.time_to_schedule == {
+        "< 1 day": 1,
+        "1–3 days": 1,
+        "3–7 days": 1,
+        "7–14 days": 0,
+        "14+ days": 0,
+    }
+    assert figures.aging["0–2 days"] == 1 and figures.aging["8–14 days"] == 1
+    assert (figures.rework_cases, figures.reschedules) == (2, 3)
+    assert figures.rework == {"none": 3, "1 reschedule": 1, "2+ reschedules": 1}

@@ -1,0 +1,166 @@
+"""The care-team web UI in a real browser: what a coordinator, a supervisor and an auditor do."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.api.conftest import Stack, new_order
+from tests.ui.conftest import AXE, SHOTS
+from workers.demo import IMAGING
+from workflows.care.models import Role
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def open_case(stack: Stack, category: dict | None = None, claim_as: str | None = None) -> str:
+    """Open a case through the API (as an integration would), optionally claimed by someone."""
+    order = new_order(category) if category else new_order()
+    admin = stack.token("ada", Role.ADMIN)
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        response = await http.post("/api/v1/referrals", json=order, headers=admin)
+        assert response.status_code == 201, response.text
+        case_id = response.json()["case_id"]
+        if claim_as:
+            answer = await http.post(
+                f"/api/v1/cases/{case_id}/actions/assign", json={"owner": claim_as}, headers=admin
+            )
+            answer.raise_for_status()
+    return case_id
+
+
+def local_input(moment: datetime) -> str:
+    """A datetime-local value in the clinic's zone (the form's zone)."""
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%dT%H:%M")
+
+
+async def serious_violations(page: Page) -> list[str]:
+    await page.add_script_tag(path=str(AXE))
+    result = await page.evaluate("async () => await axe.run(document)")
+    return [
+        f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes)"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+async def test_coordinator_claims_schedules_and_sees_the_timeline(stack, sign_in) -> None:
+    case_id = await open_case(stack)
+    page = await sign_in("cora")
+    await page.goto("/queue?view=team")
+    row = page.locator("tr", has=page.get_by_role("link", name=case_id))
+    await expect(row).to_contain_text("Unowned", timeout=15_000)
+
+    await page.get_by_role("link", name=case_id).click()
+    await expect(page.locator(".badge-stage")).to_have_text("Unassigned")
+    await page.get_by_role("button", name="Claim this case").click()
+    await expect(page.locator(".badge-stage")).to_have_text("Awaiting scheduling")
+    await expect(page.locator("#timeline li").first).to_contain_text("cora")
+
+    soon = datetime.now(UTC) + timedelta(days=5)
+    await page.get_by_label("Appointment reference").fill("Appointment/ui-1")
+    await page.get_by_label(re.compile("Appointment time")).fill(local_input(soon))
+    await page.get_by_role("button", name="Mark scheduled").click()
+    await expect(page.locator(".badge-stage")).to_have_text("Scheduled")
+    await expect(page.locator("#timeline li").first).to_contain_text("Appointment/ui-1")
+    # Only what fits the new stage is offered.
+    await expect(page.get_by_role("button", name="Mark scheduled")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Mark completed")).to_have_count(1)
+    await page.screenshot(path=SHOTS / "case.png", full_page=True)
+
+
+async def test_a_rejected_action_shows_its_reason_and_keeps_the_input(stack, sign_in) -> None:
+    case_id = await open_case(stack, claim_as="cora")
+    page = await sign_in("cora")
+    await page.goto(f"/cases/{case_id}")
+    await page.get_by_label("Appointment reference").fill("Appointment/ui-past")
+    past = datetime.now(UTC) - timedelta(days=2)
+    await page.get_by_label(re.compile("Appointment time")).fill(local_input(past))
+    await page.get_by_role("button", name="Mark scheduled").click()
+    form = page.locator("#action-mark-scheduled")
+    await expect(form.get_by_role("alert")).to_contain_text("in the past")
+    await expect(page.get_by_label("Appointment reference")).to_have_value("Appointment/ui-past")
+    await expect(page.locator(".badge-stage")).to_have_text("Awaiting scheduling")
+
+
+async def test_a_coordinator_cannot_open_another_teams_case(stack, sign_in) -> None:
+    case_id = await open_case(stack, IMAGING)
+    page = await sign_in("cora")
+    response = await page.goto(f"/cases/{case_id}")
+    assert response is not None and response.status == 403
+    await expect(page.get_by_role("alert")).to_contain_text("belongs to team imaging")
+    await expect(page.locator("form.action")).to_have_count(0)
+
+
+async def test_an_auditor_sees_the_timeline_and_no_action_buttons(stack, sign_in) -> None:
+    case_id = await open_case(stack, claim_as="cora")
+    page = await sign_in("audrey")
+    await expect(page.get_by_role("heading", name="All cases")).to_be_visible()
+    await page.goto(f"/cases/{case_id}")
+    await expect(page.locator("#timeline li")).to_have_count(3)  # opened, assigned, stage
+    await expect(page.locator("form.action")).to_have_count(0)
+    buttons = await page.get_by_role("button").all_inner_texts()
+    assert buttons == ["Sign out"], buttons
+
+
+async def test_the_queue_follows_the_cases_without_a_reload(stack, sign_in) -> None:
+    page = await sign_in("cora")
+    await page.goto("/queue?view=mine")
+    case_id = await open_case(stack, claim_as="cora")
+    await expect(page.get_by_role("link", name=case_id)).to_be_visible(timeout=20_000)
+
+
+async def test_the_supervisor_reassigns_in_bulk_and_sees_the_dashboard(stack, sign_in) -> None:
+    first, second = await open_case(stack), await open_case(stack)
+    page = await sign_in("sam")
+    await page.goto("/supervisor")
+    await expect(page.get_by_role("link", name=second)).to_be_visible(timeout=15_000)
+    # Unowned cases come first.
+    await expect(page.locator("tbody tr").first).to_contain_text("Unowned")
+    await page.get_by_label(f"Select {first}").check()
+    await page.get_by_label(f"Select {second}").check()
+    await page.get_by_label("Assign selected cases to").fill("cora")
+    await page.get_by_role("button", name="Reassign selected").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"{first}: assigned to cora")
+    await expect(page.get_by_role("status")).to_contain_text(f"{second}: assigned to cora")
+
+    await page.goto("/dashboard")
+    await expect(page.locator("canvas[data-chart]")).to_have_count(4)
+    drawn = await page.evaluate(
+        "() => [...document.querySelectorAll('canvas[data-chart]')]"
+        ".every(c => Chart.getChart(c) || c.parentElement.querySelector('.chart-empty'))"
+    )
+    assert drawn
+    await page.screenshot(path=SHOTS / "dashboard.png", full_page=True)
+
+
+async def test_forms_without_the_csrf_token_are_refused(stack) -> None:
+    token = stack.token("cora", Role.COORDINATOR, "cardiology")["Authorization"].split()[1]
+    case_id = await open_case(stack)
+    async with httpx.AsyncClient(base_url=stack.base_url, cookies={"ft_session": token}) as http:
+        response = await http.post(f"/cases/{case_id}/actions/claim", data={})
+    assert response.status_code == 403
+
+
+async def test_no_serious_accessibility_violations(stack, sign_in) -> None:
+    case_id = await open_case(stack, claim_as="cora")
+    page = await sign_in("cora")
+    for path in ("/queue?view=team", f"/cases/{case_id}"):
+        await page.goto(path)
+        assert await serious_violations(page) == [], path
+    # By now the team queue holds cases in several stages: the screenshot to look at.
+    await page.goto("/queue?view=team")
+    await page.screenshot(path=SHOTS / "queue.png", full_page=True)
+    await page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, portrait
+    await page.goto(f"/cases/{case_id}")
+    await page.screenshot(path=SHOTS / "case-tablet.png", full_page=True)
+    supervisor = await sign_in("sam")
+    for path in ("/supervisor", "/dashboard"):
+        await supervisor.goto(path)
+        assert await serious_violations(supervisor) == [], path
