@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 
 import activities.ledger.tables  # noqa: F401  (registers the tables)
 import activities.staff  # noqa: F401
+import activities.triggers  # noqa: F401
 
 config = context.config
 target_metadata = SQLModel.metadata

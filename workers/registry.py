@@ -9,12 +9,15 @@ from sqlalchemy import Engine
 
 from activities.ledger.append import LedgerActivities
 from activities.staff import StaffActivities
+from activities.triggers import TriggerActivities
 from workflows.referral.workflow import ReferralWorkflow
+from workflows.triggers.workflow import DecisionTriggersWorkflow
 
-WORKFLOWS: list[type] = [ReferralWorkflow]
+WORKFLOWS: list[type] = [ReferralWorkflow, DecisionTriggersWorkflow]
 
 
 def activities(engine: Engine) -> list[Callable[..., Any]]:
     staff = StaffActivities(engine)
     ledger = LedgerActivities(engine)
-    return [staff.notify, ledger.append]
+    triggers = TriggerActivities(engine)
+    return [staff.notify, ledger.append, triggers.evaluate]

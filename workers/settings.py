@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.care.calendar import BusinessCalendar
 from workflows.referral.models import ReferralPolicy
+from workflows.triggers.models import DEFAULT_RULES, TriggerRule
 
 DEV_SECRET = "followthrough-development-secret-change-me"
 
@@ -59,6 +60,10 @@ class Settings(BaseSettings):
     smart_key_id: str = ""
     smart_scope: str = "system/*.rs system/Task.cu"
     ehr_sandbox_port: int = 8103  # `followthrough dev` starts the sandbox here
+
+    # Decision triggers: thresholds on the care metrics, evaluated on a Temporal Schedule.
+    trigger_rules: list[TriggerRule] = DEFAULT_RULES
+    trigger_every_minutes: int = 5
 
     log_level: str = "INFO"
     log_json: bool = True

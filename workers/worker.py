@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from workers import registry
 from workers.client import connect, prometheus_runtime, register_search_attributes
 from workers.database import make_engine
+from workers.schedules import ensure_schedules
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -49,6 +50,7 @@ async def run(settings: Settings) -> None:
     )
     client = await connect(runtime=runtime)
     await register_search_attributes(client)
+    await ensure_schedules(client, settings)
     engine = make_engine(settings.database_url)
     worker = build_worker(
         client,

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ledger.tables import CaseSummary, LedgerRow
 from workflows.care.models import EventKind, LedgerBatch, LedgerEntry
+from workflows.triggers.models import ALERT_CASE_TYPE
 
 log = structlog.get_logger(__name__)
 REWORK_KINDS = {EventKind.NO_SHOW, EventKind.REWORK}
@@ -46,7 +47,8 @@ def append_entries(engine: Engine, entries: list[LedgerEntry]) -> int:
                     )
                 continue
             session.add(_row(entry))
-            _summarize(session, entry)
+            if entry.case_type != ALERT_CASE_TYPE:
+                _summarize(session, entry)
             added += 1
         session.commit()
     if added:

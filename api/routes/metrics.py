@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from api import metrics
+from activities.ledger import metrics
 from api.deps import CurrentUser, EngineDep
 from workflows.care.models import Role
 

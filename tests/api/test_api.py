@@ -278,3 +278,22 @@ def test_metrics_by_team_and_for_prometheus(http, cora, ian, audrey, open_case):
         'followthrough_cases_opened{case_type="referral",location="main-clinic",team="cardiology"}'
         in scrape.text
     )
+
+
+def test_decision_triggers_are_scheduled_and_listed(http, stack, cora, temporal_address):
+    import asyncio
+
+    from workers.client import connect
+
+    async def schedule_interval():
+        client = await connect(temporal_address)
+        handle = client.get_schedule_handle(f"{stack.task_queue}-decision-triggers")
+        return (await handle.describe()).schedule.spec.intervals[0].every
+
+    assert asyncio.run(schedule_interval()).total_seconds() == 300
+    listed = http.get("/api/v1/triggers", headers=cora).json()
+    assert {t["rule"]["name"] for t in listed} == {
+        "exception-rate",
+        "unowned-backlog",
+        "slow-scheduling",
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from api.metrics import MetricsQuery, compute
+from activities.ledger.metrics import MetricsQuery, compute
 from api.routes.metrics import LedgerCollector
 from tests.workflows.referral_kit import COORDINATOR, open_referral, running
 from workflows.referral.models import Assign, Cancel, MarkCompleted, MarkNoShow, MarkScheduled
