@@ -21,13 +21,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.fhir.client import NOT_FOUND, FhirClient, parse
-from activities.fhir.models import (
-    AppointmentCheck,
-    DocumentsCheck,
-    Evidence,
-    ReportCheck,
-    Verdict,
-)
+from activities.fhir.models import AppointmentCheck, DocumentsCheck, ReportCheck, Verdict
+from workflows.care.models import Evidence
 
 BOOKED = {"booked", "arrived", "fulfilled"}
 FILED_REPORT = {"final", "amended", "corrected", "appended"}
@@ -42,8 +37,7 @@ def canonical_json(resource: dict[str, Any]) -> bytes:
 def evidence_of(resource: dict[str, Any]) -> Evidence:
     meta = resource.get("meta") or {}
     return Evidence(
-        resource_type=resource["resourceType"],
-        id=resource["id"],
+        reference=f"{resource['resourceType']}/{resource['id']}",
         version_id=meta.get("versionId"),
         last_updated=meta.get("lastUpdated"),
         sha256=hashlib.sha256(canonical_json(resource)).hexdigest(),

@@ -1,4 +1,8 @@
-"""What the EHR activities take and give back. Plain models, safe to import into workflows."""
+"""What the EHR activities take and give back. Plain models, safe to import into workflows.
+
+Evidence is the care kit's: a resource version (reference, versionId, lastUpdated) and the SHA-256
+of its canonical JSON (see activities/fhir/evidence.py).
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from workflows.care.models import Evidence
+
 REFERENCE = r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$"
-
-
-class Evidence(BaseModel):
-    """One EHR resource version that proves a step, and a hash of exactly what was read.
-
-    `sha256` is over the resource's canonical JSON (see activities/fhir/evidence.py): the same
-    version read twice gives the same hash; any change to it gives another.
-    """
-
-    resource_type: str
-    id: str
-    version_id: str | None = None
-    last_updated: datetime | None = None
-    sha256: str
-
-    @property
-    def reference(self) -> str:
-        return f"{self.resource_type}/{self.id}"
 
 
 class Verdict(BaseModel):

@@ -55,7 +55,7 @@ async def test_an_appointment_booked_in_the_ehr_is_found_by_its_order(ehr: Ehr, 
     soonest = ehr.appointment(patient, NOW + timedelta(days=2), order)
     ehr.appointment(patient, NOW + timedelta(days=1), order, status="cancelled")
     verdict = await verify.appointment_booked(booked(order, patient))
-    assert verdict.verified and verdict.evidence[0].id == soonest["id"]
+    assert verdict.verified and verdict.evidence[0].reference == f"Appointment/{soonest['id']}"
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,8 @@ async def test_completed_needs_a_filed_report_or_a_completed_order(ehr: Ehr, ver
 
     final = ehr.diagnostic_report(patient, order)
     found = await verify.report_filed(ReportCheck(order=order, patient=patient))
-    assert found.verified and [e.id for e in found.evidence] == [final["id"]]
+    assert found.verified
+    assert [e.reference for e in found.evidence] == [f"DiagnosticReport/{final['id']}"]
 
     letter = ehr.document(patient, order)
     by_document = await verify.report_filed(
@@ -143,7 +144,8 @@ async def test_documents_received_lists_what_is_missing(ehr: Ehr, verify):
     good = await verify.documents_received(
         check.model_copy(update={"documents": [f"DocumentReference/{kept['id']}"]})
     )
-    assert good.verified and good.evidence[0].id == kept["id"]
+    assert good.verified
+    assert good.evidence[0].reference == f"DocumentReference/{kept['id']}"
 
 
 async def test_evidence_hash_is_stable_per_version(ehr: Ehr):
