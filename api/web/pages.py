@@ -172,9 +172,19 @@ async def case_action(
             actor,
             errors={key: forms.error_text(rejected.detail)},
             values={key: values},
+            form=spec,
         )
-        name = "_case_body.html" if htmx else "case.html"
-        return page(request, name, context, actor=actor, status_code=rejected.status_code)
+        if not htmx:
+            return page(
+                request, "case.html", context, actor=actor, status_code=rejected.status_code
+            )
+        # Swap only the rejected form, so whatever is typed in the other forms stays as it is.
+        response = page(
+            request, "_action_form.html", context, actor=actor, status_code=rejected.status_code
+        )
+        response.headers["hx-retarget"] = f"#action-{key}"
+        response.headers["hx-reswap"] = "outerHTML"
+        return response
     if not htmx:
         return RedirectResponse(f"/cases/{case_id}", status.HTTP_303_SEE_OTHER)
     context = _case_context(case, actor, flash=f"Recorded: {spec.title.lower()}")

@@ -79,6 +79,7 @@ async def test_a_rejected_action_shows_its_reason_and_keeps_the_input(stack, sig
     case_id = await open_case(stack, claim_as="cora")
     page = await sign_in("cora")
     await page.goto(f"/cases/{case_id}")
+    await page.get_by_label("Note", exact=True).fill("Half-written note")
     await page.get_by_label("Appointment reference").fill("Appointment/ui-past")
     past = datetime.now(UTC) - timedelta(days=2)
     await page.get_by_label(re.compile("Appointment time")).fill(local_input(past))
@@ -87,6 +88,28 @@ async def test_a_rejected_action_shows_its_reason_and_keeps_the_input(stack, sig
     await expect(form.get_by_role("alert")).to_contain_text("in the past")
     await expect(page.get_by_label("Appointment reference")).to_have_value("Appointment/ui-past")
     await expect(page.locator(".badge-stage")).to_have_text("Awaiting scheduling")
+    await expect(page.get_by_label("Note", exact=True)).to_have_value("Half-written note")
+
+
+async def test_an_action_on_a_stale_page_gets_the_cases_reason(stack, sign_in) -> None:
+    case_id = await open_case(stack, claim_as="cora")
+    page = await sign_in("cora")
+    await page.goto(f"/cases/{case_id}")
+    # Meanwhile someone else schedules it.
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
+        answer = await http.post(
+            f"/api/v1/cases/{case_id}/actions/mark-scheduled",
+            json={"appointment": "Appointment/elsewhere", "appointment_at": "2099-01-05T10:00:00Z"},
+            headers=stack.token("cora", Role.COORDINATOR, "cardiology"),
+        )
+        answer.raise_for_status()
+    await page.get_by_label("Appointment reference").fill("Appointment/ui-late")
+    soon = datetime.now(UTC) + timedelta(days=3)
+    await page.get_by_label(re.compile("Appointment time")).fill(local_input(soon))
+    await page.get_by_role("button", name="Mark scheduled").click()
+    await expect(page.locator("#action-mark-scheduled").get_by_role("alert")).to_contain_text(
+        "while the case is scheduled"
+    )
 
 
 async def test_a_coordinator_cannot_open_another_teams_case(stack, sign_in) -> None:

@@ -17,7 +17,8 @@ document.addEventListener("DOMContentLoaded", () => {
     });
     // After an action, keep keyboard focus where the person was reading: the updated case.
     document.body.addEventListener("htmx:afterSwap", (event) => {
-      if (event.detail.target && event.detail.target.id === "case-body") {
+      const target = event.detail.target;
+      if (target && (target.id === "case-body" || target.classList.contains("action"))) {
         const alert = document.querySelector("#case-body [role=alert]");
         const heading = document.querySelector("#case-body h1");
         const focus = alert || heading;
