@@ -21,6 +21,7 @@ class Stack:
     base_url: str
     settings: Settings
     task_queue: str
+    database_url: str = ""
 
     def token(self, user: str, role: Role, team: str | None = None) -> dict[str, str]:
         return {
@@ -42,13 +43,19 @@ def stack(temporal_address, tmp_path_factory) -> Iterator[Stack]:
         "JWT_SECRET": SECRET,
         "ENVIRONMENT": "test",
         "API_PORT": str(port),
+        # These tests exercise the API with made-up orders; tests/ehr runs cases against the EHR.
+        "EHR_VERIFICATION": "false",
+        "EHR_DETECTION_MINUTES": "0",
     }
     worker = dev.start_worker(env, home / "worker.log")
     api = dev.start_api(env, port, home / "api.log")
     try:
         dev.wait_for_http(f"http://127.0.0.1:{port}/healthz", api)
         yield Stack(
-            f"http://127.0.0.1:{port}", Settings(jwt_secret=SECRET, environment="test"), task_queue
+            f"http://127.0.0.1:{port}",
+            Settings(jwt_secret=SECRET, environment="test"),
+            task_queue,
+            env["DATABASE_URL"],
         )
     finally:
         dev.stop(api, worker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import eventually
@@ -297,3 +298,45 @@ def test_decision_triggers_are_scheduled_and_listed(http, stack, cora, temporal_
         "unowned-backlog",
         "slow-scheduling",
     }
+
+
+def test_the_ledger_outlives_temporal(http, stack, audrey):
+    """A case closed long ago, past Temporal's retention, is still fully auditable."""
+    from activities.ledger.append import append_entries
+    from workers.database import make_engine
+    from workflows.care.chain import GENESIS, link
+    from workflows.care.models import LedgerEntry
+
+    case_id = f"referral-archived-{uuid.uuid4().hex[:8]}"
+    entries, previous = [], GENESIS
+    for seq, (kind, stage) in enumerate([("opened", "unassigned"), ("cancelled", "cancelled")], 1):
+        entry = LedgerEntry(
+            case_id=case_id,
+            seq=seq,
+            at=datetime(2024, 1, seq, tzinfo=UTC),
+            kind=kind,
+            actor="system",
+            role="system",
+            summary=kind,
+            stage_after=stage,
+            case_type="referral",
+            team="cardiology",
+            pathway="referral",
+            pathway_version="2024.01",
+            prev_hash=previous,
+            case_closed=stage == "cancelled",
+        )
+        entry.hash = previous = link(previous, entry.content())
+        entries.append(entry)
+    append_entries(make_engine(stack.database_url), entries)
+
+    url = f"/api/v1/cases/{case_id}"
+    assert http.get(url, headers=audrey).status_code == 404  # Temporal has no such workflow
+    assert [e["kind"] for e in http.get(f"{url}/audit", headers=audrey).json()] == [
+        "opened",
+        "cancelled",
+    ]
+    chain = http.get(f"{url}/audit/verify", headers=audrey).json()
+    assert (chain["intact"], chain["temporal_checked"]) == (True, False)
+    bundle = http.get(f"{url}/proof", headers=audrey).json()
+    assert bundle["meta"]["tag"][0]["version"] == "2024.01"
