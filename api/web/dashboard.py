@@ -37,6 +37,17 @@ class Figures:
     rework: dict[str, int] = field(default_factory=dict)
 
 
+def readable_days(days: float | None) -> str:
+    """A duration as a supervisor says it: hours under a day, days above."""
+    if days is None:
+        return "—"
+    if days < 1 / 24:
+        return "under an hour"
+    if days < 1:
+        return f"{days * 24:.0f} hours"
+    return f"{days:.1f} days"
+
+
 def _bucket(days: float, buckets: list[tuple[int, str]], last: str) -> str:
     return next((label for limit, label in buckets if days < limit), last)
 

@@ -98,6 +98,6 @@ async def dashboard_page(
     return page(
         request,
         "dashboard.html",
-        {"figures": figures, "charts": charts},
+        {"figures": figures, "charts": charts, "readable_days": dashboard.readable_days},
         actor=actor,
     )
