@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, and_, case, func, literal, select
+from sqlalchemy import Engine, Integer, and_, case, cast, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from activities.ledger.tables import CaseSummary as S
@@ -96,18 +96,57 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _spread(values: list[float]) -> Spread:
-    if not values:
-        return Spread()
-    values.sort()
+QUANTILES = (0.5, 0.9)
 
-    def at(q: float) -> float:  # linear interpolation between closest ranks
-        position = q * (len(values) - 1)
-        low = int(position)
-        high = min(low + 1, len(values) - 1)
-        return round(values[low] + (values[high] - values[low]) * (position - low), 2)
 
-    return Spread(count=len(values), median=at(0.5), p90=at(0.9))
+def _spreads(
+    connection,
+    engine: Engine,
+    groups: list[ColumnElement],
+    where: ColumnElement,
+    end: ColumnElement,
+    condition: ColumnElement,
+) -> dict[tuple, Spread]:
+    """Median and p90 per group, ranked in SQL: only the rows at the needed ranks come back."""
+    hours = _hours(engine, S.opened_at, end)
+    partition = {"partition_by": groups} if groups else {}
+    ranked = (
+        select(
+            *groups,
+            hours.label("value"),
+            func.row_number().over(order_by=hours, **partition).label("rank"),
+            func.count().over(**partition).label("n"),
+        )
+        .where(where, condition)
+        .subquery()
+    )
+    wanted = []
+    for q in QUANTILES:
+        low = cast(q * (ranked.c.n - 1), Integer) + 1  # 1-based rank at or below the quantile
+        wanted += [ranked.c.rank == low, ranked.c.rank == low + 1]
+    group_cols = [ranked.c[column.key] for column in groups]
+    rows = connection.execute(
+        select(*group_cols, ranked.c.rank, ranked.c.n, ranked.c.value).where(or_(*wanted))
+    )
+    ranks: dict[tuple, dict[int, float]] = defaultdict(dict)
+    sizes: dict[tuple, int] = {}
+    for row in rows:
+        key = tuple(row[: len(groups)])
+        ranks[key][row.rank] = float(row.value)
+        sizes[key] = row.n
+    result = {}
+    for key, values in ranks.items():
+        n = sizes[key]
+
+        def at(q: float, values: dict[int, float] = values, n: int = n) -> float:
+            position = q * (n - 1)  # linear interpolation between the closest ranks
+            low = int(position)
+            below = values[low + 1]
+            above = values.get(low + 2, below)
+            return round(below + (above - below) * (position - low), 2)
+
+        result[key] = Spread(count=n, median=at(0.5), p90=at(0.9))
+    return result
 
 
 def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) -> list[GroupMetrics]:
@@ -142,7 +181,6 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
         .group_by(*groups)
     )
 
-    spreads: dict[str, dict[tuple, list[float]]] = {}
     measures = {
         "completion": (S.closed_at, S.completed),
         "schedule": (S.first_scheduled_at, S.first_scheduled_at.is_not(None)),
@@ -150,12 +188,10 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
     }
     with engine.connect() as connection:
         rows = connection.execute(totals).mappings().all()
-        for name, (end, condition) in measures.items():
-            values: dict[tuple, list[float]] = defaultdict(list)
-            hours = _hours(engine, S.opened_at, end)
-            for row in connection.execute(select(*groups, hours).where(where, condition)):
-                values[tuple(row[:-1])].append(float(row[-1]))
-            spreads[name] = values
+        spreads = {
+            name: _spreads(connection, engine, groups, where, end, condition)
+            for name, (end, condition) in measures.items()
+        }
 
     keys = [column.key for column in groups]
     result = []
@@ -178,9 +214,9 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
                 cases_with_rework=row["with_rework"],
                 unowned_open=row["unowned_open"],
                 queue_aging={name: row[name] for name, _, _ in AGE_BUCKETS},
-                time_to_completion_hours=_spread(spreads["completion"].get(group_key, [])),
-                time_to_schedule_hours=_spread(spreads["schedule"].get(group_key, [])),
-                time_unowned_hours=_spread(spreads["unowned"].get(group_key, [])),
+                time_to_completion_hours=spreads["completion"].get(group_key, Spread()),
+                time_to_schedule_hours=spreads["schedule"].get(group_key, Spread()),
+                time_unowned_hours=spreads["unowned"].get(group_key, Spread()),
             )
         )
     return result
