@@ -15,6 +15,14 @@ document.addEventListener("DOMContentLoaded", () => {
     document.body.addEventListener("htmx:configRequest", (event) => {
       event.detail.headers["X-CSRF-Token"] = document.body.dataset.csrf;
     });
+    // The queue refreshes itself, but not under someone's keyboard focus or pointer: replacing
+    // the table then would throw them out of the row they are on.
+    document.body.addEventListener("htmx:beforeRequest", (event) => {
+      const elt = event.detail.elt;
+      if (elt.id === "queue-results" && (elt.contains(document.activeElement) || elt.matches(":hover"))) {
+        event.preventDefault();
+      }
+    });
     // After an action, keep keyboard focus where the person was reading: the updated case.
     document.body.addEventListener("htmx:afterSwap", (event) => {
       const target = event.detail.target;
