@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from api.routes import audit, cases, health, metrics, notifications, referrals, triggers
+from api.routes import audit, cases, fhir, health, metrics, notifications, referrals, triggers
 from api.web import mount as mount_web
 from workers import logs
 from workers.client import connect
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return response
 
-    for module in (health, referrals, cases, notifications, audit, metrics, triggers):
+    for module in (health, referrals, cases, notifications, audit, metrics, triggers, fhir):
         app.include_router(module.router)
     mount_web(app)  # the care-team web UI under /, over the same service layer
     return app

@@ -80,6 +80,7 @@ def referral_input(order: ServiceRequest, settings: Settings) -> ReferralInput:
         location=_location(order),
         calendar=settings.calendar,
         policy=settings.referral_policy,
+        ehr=settings.ehr_verification,
     )
 
 

@@ -18,6 +18,7 @@ from temporalio.client import (
 )
 
 from workers.settings import Settings
+from workflows.detection.workflow import Detection, EhrDetectionWorkflow
 from workflows.triggers.models import Evaluation
 from workflows.triggers.workflow import DecisionTriggersWorkflow
 
@@ -52,9 +53,30 @@ async def keep_schedule(client: Client, schedule_id: str, schedule: Schedule) ->
         )
 
 
+def detection_schedule(settings: Settings) -> Schedule:
+    """Search the EHR for new and changed orders every few minutes; one run at a time."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            EhrDetectionWorkflow.run,
+            Detection(categories=settings.ehr_order_categories),
+            id=f"{settings.temporal_task_queue}-ehr-detection",
+            task_queue=settings.temporal_task_queue,
+        ),
+        spec=ScheduleSpec(
+            intervals=[
+                ScheduleIntervalSpec(every=timedelta(minutes=settings.ehr_detection_minutes))
+            ]
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
 async def ensure_schedules(client: Client, settings: Settings) -> None:
     # One schedule per deployment (task queue), so deployments sharing a namespace stay apart.
     await keep_schedule(client, triggers_schedule_id(settings), triggers_schedule(settings))
+    if settings.ehr_detection_minutes > 0:
+        detection_id = f"{settings.temporal_task_queue}-ehr-detection"
+        await keep_schedule(client, detection_id, detection_schedule(settings))
 
 
 def triggers_schedule_id(settings: Settings) -> str:

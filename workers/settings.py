@@ -15,6 +15,7 @@ from workflows.referral.models import ReferralPolicy
 from workflows.triggers.models import DEFAULT_RULES, TriggerRule
 
 DEV_SECRET = "followthrough-development-secret-change-me"
+DEV_NOTIFICATION_TOKEN = "followthrough-development-notification-token"
 
 
 class Settings(BaseSettings):
@@ -60,6 +61,10 @@ class Settings(BaseSettings):
     smart_key_id: str = ""
     smart_scope: str = "system/*.rs system/Task.cu"
     ehr_sandbox_port: int = 8103  # `followthrough dev` starts the sandbox here
+    ehr_verification: bool = True  # new cases verify claims in the EHR and mirror a Task there
+    ehr_detection_minutes: int = 5  # how often the EHR is searched for new orders; 0: never
+    ehr_order_categories: list[str] = []  # ServiceRequest categories detection takes; [] all
+    fhir_notification_token: str = DEV_NOTIFICATION_TOKEN  # the EHR's credential for the webhook
 
     # Decision triggers: thresholds on the care metrics, evaluated on a Temporal Schedule.
     trigger_rules: list[TriggerRule] = DEFAULT_RULES

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.fhir.client import FhirClient
 from workers import registry
 from workers.client import connect, prometheus_runtime, register_search_attributes
 from workers.database import make_engine
@@ -22,13 +23,18 @@ log = structlog.get_logger(__name__)
 
 
 def build_worker(
-    client: Client, engine: Engine, *, task_queue: str, max_cached_workflows: int = 1000
+    client: Client,
+    engine: Engine,
+    *,
+    task_queue: str,
+    max_cached_workflows: int = 1000,
+    fhir: FhirClient | None = None,
 ) -> Worker:
     return Worker(
         client,
         task_queue=task_queue,
         workflows=registry.WORKFLOWS,
-        activities=registry.activities(engine),
+        activities=registry.activities(engine, fhir),
         max_cached_workflows=max_cached_workflows,
     )
 

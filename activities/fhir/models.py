@@ -68,3 +68,15 @@ class TaskWritten(BaseModel):
     task: str  # "Task/<id>"
     version_id: str | None = None
     merged_concurrent_edit: bool = False
+
+
+class EhrEvent(BaseModel):
+    """Something about a case changed in the EHR (found by detection or pushed by a notification):
+    the resource, and its status when it was noticed. The case reads the EHR itself to act."""
+
+    resource: str = Field(pattern=REFERENCE)
+    status: str | None = None
+
+    @property
+    def resource_type(self) -> str:
+        return self.resource.split("/", 1)[0]

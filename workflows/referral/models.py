@@ -88,6 +88,9 @@ class ReferralInput(BaseModel):
     location: str | None = None
     calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
     policy: ReferralPolicy = Field(default_factory=ReferralPolicy)
+    # Verify claims in the EHR and mirror the case there as a Task. Cases opened before the EHR
+    # link existed decode as False and run as they always did.
+    ehr: bool = False
 
 
 class Channel(StrEnum):

@@ -11,8 +11,10 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from activities.fhir.models import AppointmentCheck, EhrEvent, ReportCheck, Verdict
     from workflows.care import errors
     from workflows.care.case import Case
+    from workflows.care.ehr import EhrLink
     from workflows.care.ladder import Step, escalate, remind
     from workflows.care.models import (
         SYSTEM,
@@ -45,6 +47,7 @@ UNSUCCESSFUL = {
     OutreachOutcome.LEFT_MESSAGE,
     OutreachOutcome.WRONG_NUMBER,
 }
+ORDER_WITHDRAWN = {"revoked", "entered-in-error"}  # ServiceRequest statuses that end the case
 
 
 @workflow.defn(name="Referral")
@@ -70,11 +73,13 @@ class ReferralWorkflow:
             pathway_version=PATHWAY_VERSION,
         )
         self.opened_by_request = False
+        self.ehr = EhrLink(self.case, enabled=order.ehr)
 
     @workflow.run
     async def run(self, order: ReferralInput) -> CaseOutcome:
         case = self.case
         case.keep_trail()
+        self.ehr.start(on_event=self.ehr_event)
         while not case.closed:
             if case.stage == Stage.SCHEDULED:
                 if await case.wait_until(case.moments["appointment_at"], Stage.SCHEDULED):
@@ -85,6 +90,7 @@ class ReferralWorkflow:
                     )
             else:
                 await case.milestone(self.ladder(case.stage))
+        await self.ehr.settled()
         await case.settle()
         return case.outcome()
 
@@ -140,23 +146,49 @@ class ReferralWorkflow:
             raise errors.not_allowed(f"Case is already owned by {self.case.owner}")
 
     @workflow.update
-    def mark_scheduled(self, action: MarkScheduled) -> CaseDetail:
-        self.case.references["appointment"] = action.appointment
-        self.case.moments["appointment_at"] = action.appointment_at
+    async def mark_scheduled(self, action: MarkScheduled) -> CaseDetail:
+        await self.ehr.claim(self._schedule(action))
+        return self.case.detail()
+
+    async def _schedule(self, action: MarkScheduled) -> None:
+        verdict = await self.ehr.verify(
+            self._appointment_check(action.appointment),
+            unverified=Verdict(verified=True, appointment_at=action.appointment_at),
+        )
+        if self.case.stage != Stage.AWAITING_SCHEDULING:
+            return  # the case moved on while the EHR was answering
+        if not verdict.verified:
+            await self.ehr.rework(action.actor, action.appointment, verdict)
+            return
+        self._scheduled(action.actor, action.appointment, verdict)
+
+    def _scheduled(self, actor: Actor, appointment: str, verdict: Verdict) -> None:
+        # The EHR's start time is the truth when there is one.
+        at = verdict.appointment_at
+        assert at is not None
+        self.case.references["appointment"] = appointment
+        self.case.moments["appointment_at"] = at
         self.case.move_to(
             Stage.SCHEDULED,
-            action.actor,
-            f"Scheduled: {action.appointment} at {action.appointment_at.isoformat()}",
-            details={
-                "appointment": action.appointment,
-                "appointment_at": action.appointment_at.isoformat(),
-            },
+            actor,
+            f"Scheduled: {appointment} at {at.isoformat()}",
+            details={"appointment": appointment, "appointment_at": at.isoformat()},
+            evidence=verdict.evidence,
         )
-        return self.case.detail()
+
+    def _appointment_check(self, appointment: str | None) -> AppointmentCheck:
+        order = self.case.order
+        return AppointmentCheck(
+            order=order.resource,
+            patient=order.patient,
+            appointment=appointment,
+            not_before=self.ehr.today(),
+        )
 
     @mark_scheduled.validator
     def _check_scheduled(self, action: MarkScheduled) -> None:
         self._check(action.actor, "mark the case scheduled", Stage.AWAITING_SCHEDULING)
+        self._check_ehr_idle()
         if action.appointment_at.tzinfo is None:
             raise errors.invalid("appointment_at needs a time zone offset")
         if action.appointment_at < workflow.now():
@@ -194,21 +226,38 @@ class ReferralWorkflow:
         self._check(action.actor, "record outreach", Stage.AWAITING_SCHEDULING, Stage.SCHEDULED)
 
     @workflow.update
-    def mark_completed(self, action: MarkCompleted) -> CaseDetail:
-        self.case.references["report"] = action.report
+    async def mark_completed(self, action: MarkCompleted) -> CaseDetail:
+        await self.ehr.claim(self._complete(action))
+        return self.case.detail()
+
+    async def _complete(self, action: MarkCompleted) -> None:
+        order = self.case.order
+        verdict = await self.ehr.verify(
+            ReportCheck(order=order.resource, patient=order.patient, report=action.report),
+            unverified=Verdict(verified=True, evidence=[Evidence(reference=action.report)]),
+        )
+        if self.case.stage not in (Stage.SCHEDULED, Stage.AWAITING_RESULT):
+            return  # the case moved on while the EHR was answering
+        if not verdict.verified:
+            await self.ehr.rework(action.actor, action.report, verdict)
+            return
+        self._completed(action.actor, action.report, verdict)
+
+    def _completed(self, actor: Actor, report: str, verdict: Verdict) -> None:
+        self.case.references["report"] = report
         self.case.move_to(
             Stage.COMPLETED,
-            action.actor,
-            f"Loop closed: {action.report} on file",
+            actor,
+            f"Loop closed: {report} on file",
             kind=EventKind.COMPLETED,
-            details={"report": action.report},
-            evidence=[Evidence(reference=action.report)],
+            details={"report": report},
+            evidence=verdict.evidence,
         )
-        return self.case.detail()
 
     @mark_completed.validator
     def _check_completed(self, action: MarkCompleted) -> None:
         self._check(action.actor, "mark the case completed", Stage.SCHEDULED, Stage.AWAITING_RESULT)
+        self._check_ehr_idle()
 
     @workflow.update
     def mark_no_show(self, action: MarkNoShow) -> CaseDetail:
@@ -257,3 +306,49 @@ class ReferralWorkflow:
     def _check(self, actor: Actor, action: str, *stages: Stage) -> None:
         self.case.authorize(actor)
         self.case.require(action, *stages)
+
+    def _check_ehr_idle(self) -> None:
+        if self.ehr.busy:
+            raise errors.not_allowed("The last action is still being verified in the EHR")
+
+    # -- the EHR ----------------------------------------------------------------------------------
+
+    @workflow.signal
+    def ehr_changed(self, event: EhrEvent) -> None:
+        """Something about this case changed in the EHR (detection or a notification)."""
+        self.ehr.notice(event)
+
+    async def ehr_event(self, event: EhrEvent) -> None:
+        """What a change in the EHR means for the referral."""
+        case = self.case
+        if case.closed:
+            return
+        if event.resource_type == "ServiceRequest" and event.status in ORDER_WITHDRAWN:
+            case.move_to(
+                Stage.CANCELLED,
+                SYSTEM,
+                f"Order {event.status} in the EHR",
+                kind=EventKind.CANCELLED,
+                details={"order_status": event.status or ""},
+            )
+        elif event.resource_type == "Appointment" and case.stage in (
+            Stage.UNASSIGNED,
+            Stage.AWAITING_SCHEDULING,
+        ):
+            # Booked directly in the EHR: the case moves on by itself, with the evidence.
+            verdict = await self.ehr.verify(
+                self._appointment_check(None), unverified=Verdict(verified=False)
+            )
+            if verdict.verified and case.stage in (Stage.UNASSIGNED, Stage.AWAITING_SCHEDULING):
+                self._scheduled(SYSTEM, verdict.evidence[0].reference, verdict)
+        elif event.resource_type != "Appointment" and case.stage in (
+            Stage.SCHEDULED,
+            Stage.AWAITING_RESULT,
+        ):
+            order = case.order
+            verdict = await self.ehr.verify(
+                ReportCheck(order=order.resource, patient=order.patient),
+                unverified=Verdict(verified=False),
+            )
+            if verdict.verified and case.stage in (Stage.SCHEDULED, Stage.AWAITING_RESULT):
+                self._completed(SYSTEM, verdict.evidence[-1].reference, verdict)

@@ -1,0 +1,184 @@
+"""From EHR resources to cases: a new order opens its case; a change to a known order, or an
+appointment or report for it, is signalled to that case. Used by the detection workflow (on a
+Temporal Schedule) and by the FHIR notification webhook, so both behave the same.
+
+Opening is idempotent: the case id comes from the order's id, and an order whose case is open is
+signalled, never opened twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.client import Client, WithStartWorkflowOperation
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.fhir.client import NOT_FOUND, FhirClient
+from activities.fhir.models import EhrEvent
+from api.orders import InvalidOrder, parse_service_request, referral_input
+from workers.settings import Settings
+from workflows.care.models import SYSTEM
+from workflows.referral.models import OpenCase
+from workflows.referral.workflow import ReferralWorkflow
+
+log = structlog.get_logger(__name__)
+
+# Where each resource type names the order it belongs to.
+ORDER_LINKS = {
+    "Appointment": lambda r: r.get("basedOn"),
+    "DiagnosticReport": lambda r: r.get("basedOn"),
+    "DocumentReference": lambda r: (r.get("context") or {}).get("related"),
+}
+WATCHED = ["ServiceRequest", *ORDER_LINKS]
+
+
+class Taken(BaseModel):
+    resource: str
+    outcome: str  # opened | signalled | ignored | invalid
+    case_ids: list[str] = Field(default_factory=list)
+    problem: str | None = None
+
+
+class ChangeSearch(BaseModel):
+    since: datetime
+    # Versions already taken at exactly `since` ("Type/id/versionId"): the search includes its
+    # boundary so nothing written in that same instant is missed, and these are not taken twice.
+    taken_at_since: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)  # ServiceRequest category codes; [] any
+
+
+class Detected(BaseModel):
+    until: datetime  # the newest lastUpdated seen: the next search starts there
+    taken_at_until: list[str] = Field(default_factory=list)
+    opened: int = 0
+    signalled: int = 0
+    invalid: int = 0
+
+
+class OrderIntake:
+    def __init__(
+        self, fhir: FhirClient, temporal: Client, settings: Settings, task_queue: str | None = None
+    ) -> None:
+        self.fhir = fhir
+        self.temporal = temporal
+        self.settings = settings
+        self.task_queue = task_queue or settings.temporal_task_queue
+
+    async def take(self, resource: dict[str, Any]) -> Taken:
+        kind, rid = resource["resourceType"], resource["id"]
+        name = f"{kind}/{rid}"
+        event = EhrEvent(resource=name, status=resource.get("status"))
+        if kind == "ServiceRequest":
+            if resource.get("status") == "active":
+                return await self._open(resource)
+            return await self._signal(name, [f"referral-{rid}"], event)
+        if kind in ORDER_LINKS:
+            orders = [
+                ref["reference"].split("/", 1)[1]
+                for ref in ORDER_LINKS[kind](resource) or []
+                if (ref.get("reference") or "").startswith("ServiceRequest/")
+            ]
+            return await self._signal(name, [f"referral-{order}" for order in orders], event)
+        return Taken(resource=name, outcome="ignored")
+
+    async def _open(self, resource: dict[str, Any]) -> Taken:
+        name = f"ServiceRequest/{resource['id']}"
+        try:
+            order = referral_input(parse_service_request(resource), self.settings)
+        except InvalidOrder as err:
+            return Taken(resource=name, outcome="invalid", problem=str(err)[:300])
+        patient = order.order.patient
+        try:
+            await self.fhir.read(*patient.split("/", 1))
+        except ApplicationError as err:
+            if err.type != NOT_FOUND:
+                raise
+            problem = f"{patient} named by {name} does not exist in the EHR"
+            return Taken(resource=name, outcome="invalid", problem=problem)
+        order = order.model_copy(update={"ehr": True})
+        start = WithStartWorkflowOperation(
+            ReferralWorkflow.run,
+            order,
+            id=order.case_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        try:
+            case = await self.temporal.execute_update_with_start_workflow(
+                ReferralWorkflow.open_case, OpenCase(actor=SYSTEM), start_workflow_operation=start
+            )
+        except WorkflowAlreadyStartedError:
+            return Taken(resource=name, outcome="ignored", case_ids=[order.case_id])  # closed
+        if case.created:
+            log.info("case_opened_from_ehr", case_id=order.case_id)
+            return Taken(resource=name, outcome="opened", case_ids=[order.case_id])
+        event = EhrEvent(resource=name, status="active")
+        return await self._signal(name, [order.case_id], event)
+
+    async def _signal(self, name: str, case_ids: list[str], event: EhrEvent) -> Taken:
+        reached = []
+        for case_id in case_ids:
+            try:
+                await self.temporal.get_workflow_handle(case_id).signal(
+                    ReferralWorkflow.ehr_changed, event
+                )
+                reached.append(case_id)
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        return Taken(resource=name, outcome="signalled" if reached else "ignored", case_ids=reached)
+
+
+class IntakeActivities:
+    def __init__(self, fhir: FhirClient, settings: Settings) -> None:
+        self.fhir = fhir
+        self.settings = settings
+
+    @activity.defn(name="detect_ehr_changes")
+    async def detect_changes(self, search: ChangeSearch) -> Detected:
+        """Everything watched that changed since the watermark, taken in order of change."""
+        # Cases open on the task queue detection runs on: the deployment that detected them.
+        intake = OrderIntake(
+            self.fhir, activity.client(), self.settings, activity.info().task_queue
+        )
+        since = search.since.isoformat()
+        found: list[dict[str, Any]] = []
+        for kind in WATCHED:
+            params = {"_lastUpdated": f"ge{since}", "_count": "100"}
+            if kind == "ServiceRequest" and search.categories:
+                params["category"] = ",".join(search.categories)
+            found += await self.fhir.search(kind, params)
+        found = [r for r in found if _version(r) not in search.taken_at_since]
+        found.sort(key=_last_updated)
+        until = max(map(_last_updated, found), default=search.since)
+        result = Detected(
+            until=until,
+            taken_at_until=[_version(r) for r in found if _last_updated(r) == until]
+            or (search.taken_at_since if until == search.since else []),
+        )
+        for resource in found:
+            taken = await intake.take(resource)
+            if taken.outcome == "opened":
+                result.opened += 1
+            elif taken.outcome == "signalled":
+                result.signalled += 1
+            elif taken.outcome == "invalid":
+                result.invalid += 1
+                log.info("ehr_order_skipped", resource=taken.resource)  # ids only, no content
+            activity.heartbeat()
+        return result
+
+
+def _version(resource: dict[str, Any]) -> str:
+    return f"{resource['resourceType']}/{resource['id']}/{resource['meta'].get('versionId')}"
+
+
+def _last_updated(resource: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(resource["meta"]["lastUpdated"])

@@ -1,0 +1,155 @@
+"""FHIR Subscription notifications from the EHR: open or signal the case at once.
+
+Accepts an R4B-style notification Bundle (`history` or `subscription-notification`, full-resource
+or id-only) or a plain `{"reference": "ServiceRequest/123"}`. The pushed content is never trusted:
+every resource named is read back from the EHR, which stays the source of truth. The EHR calls
+with its own integration credential (FHIR_NOTIFICATION_TOKEN), not a person's token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fhir.resources.R4B.bundle import Bundle
+from pydantic import BaseModel, ValidationError
+from temporalio.exceptions import ApplicationError
+
+from activities.fhir.client import NOT_FOUND, FhirClient
+from activities.fhir.intake import OrderIntake, Taken
+from api.deps import SettingsDep, TemporalDep
+from workers.settings import DEV_NOTIFICATION_TOKEN
+
+router = APIRouter(prefix="/api/v1/fhir", tags=["fhir"])
+log = structlog.get_logger(__name__)
+bearer = HTTPBearer(auto_error=False)
+REFERENCE = re.compile(
+    r"(?:^|/)(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$"
+)
+MAX_RESOURCES = 100
+
+
+class NotificationResult(BaseModel):
+    results: list[Taken]
+
+
+def integration(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    if settings.environment == "production" and (
+        settings.fhir_notification_token == DEV_NOTIFICATION_TOKEN
+        or len(settings.fhir_notification_token) < 32
+    ):
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "Set FHIR_NOTIFICATION_TOKEN (32+ characters)"
+        )
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), settings.fhir_notification_token.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "The EHR integration credential is missing or wrong",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def fhir_client(request: Request, settings: SettingsDep) -> FhirClient:
+    # One pooled client per app, made on first use.
+    state = request.app.state
+    if getattr(state, "fhir", None) is None:
+        state.fhir = FhirClient.from_settings(settings)
+    return state.fhir
+
+
+FhirDep = Annotated[FhirClient, Depends(fhir_client)]
+
+
+def referenced(body: Any) -> list[tuple[str, str]]:
+    """The resources a notification names, as (type, id)."""
+    if not isinstance(body, dict):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Expected a JSON object")
+    if body.get("resourceType") == "Bundle":
+        try:
+            bundle = Bundle.model_validate(body)
+        except ValidationError as err:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [
+                    {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                    for e in err.errors(include_input=False, include_url=False)
+                ],
+            ) from None
+        names = []
+        for entry in bundle.entry or []:
+            resource = entry.resource
+            if resource is not None:
+                kind = resource.get_resource_type()
+                if kind not in ("SubscriptionStatus", "Parameters") and resource.id:
+                    names.append(f"{kind}/{resource.id}")
+            elif entry.fullUrl:
+                names.append(str(entry.fullUrl))
+            elif entry.request and entry.request.url:
+                names.append(str(entry.request.url))
+    elif isinstance(body.get("reference"), str):
+        names = [body["reference"]]
+    else:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            'Expected a notification Bundle or a {"reference": "Type/id"}',
+        )
+    pairs = []
+    for name in names[:MAX_RESOURCES]:
+        match = REFERENCE.search(name)
+        if not match:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "A notification entry names no Type/id"
+            )
+        pairs.append((match["type"], match["id"]))
+    return pairs
+
+
+@router.post(
+    "/notifications",
+    response_model=NotificationResult,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(integration)],
+    responses={
+        401: {"description": "Missing or wrong integration credential"},
+        422: {"description": "Invalid notification, or an order that cannot open a case"},
+        503: {"description": "The EHR did not answer; send the notification again later"},
+    },
+)
+async def notification(
+    client: TemporalDep,
+    settings: SettingsDep,
+    fhir: FhirDep,
+    body: dict[str, Any] = Body(description="A FHIR notification Bundle or a reference"),
+) -> NotificationResult:
+    """Open the case for a new order, or tell an open case what changed in the EHR."""
+    intake = OrderIntake(fhir, client, settings)
+    results = []
+    for kind, rid in referenced(body):
+        try:
+            resource = await fhir.read(kind, rid)
+            results.append(await intake.take(resource))
+        except ApplicationError as err:
+            if err.type == NOT_FOUND:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT, f"{kind}/{rid} is not in the EHR"
+                ) from None
+            if not err.non_retryable:
+                raise HTTPException(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    "The EHR did not answer; send the notification again later",
+                    headers={"Retry-After": "60"},
+                ) from None
+            raise HTTPException(status.HTTP_502_BAD_GATEWAY, err.message) from None
+    problems = [taken.problem for taken in results if taken.outcome == "invalid"]
+    if problems:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problems)
+    log.info("fhir_notification", outcomes=[taken.outcome for taken in results])
+    return NotificationResult(results=results)

@@ -1,0 +1,61 @@
+"""A worker and an API wired to the EHR sandbox, as `make run` wires them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from api.auth import mint_token
+from workers import dev
+from workers.settings import Settings
+from workflows.care.models import Role
+
+SECRET = "ehr-test-secret-" + uuid.uuid4().hex
+NOTIFY_TOKEN = "ehr-notify-" + uuid.uuid4().hex
+
+
+@dataclass
+class EhrStack:
+    base_url: str
+    ehr_url: str
+    temporal_address: str
+    task_queue: str
+    settings: Settings
+
+    def token(self, user: str, role: Role, team: str | None = None) -> dict[str, str]:
+        token = mint_token(self.settings, user=user, role=role, team=team)
+        return {"Authorization": f"Bearer {token}"}
+
+    @property
+    def integration(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {NOTIFY_TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+def ehr_stack(temporal_address, ehr_url, tmp_path_factory) -> Iterator[EhrStack]:
+    home = tmp_path_factory.mktemp("ehr-stack")
+    port = dev.free_port()
+    task_queue = f"ehr-{uuid.uuid4().hex[:8]}"
+    env = {
+        "TEMPORAL_ADDRESS": temporal_address,
+        "TEMPORAL_TASK_QUEUE": task_queue,
+        "DATABASE_URL": f"sqlite:///{home / 'app.db'}",
+        "DATA_DIR": str(home),
+        "JWT_SECRET": SECRET,
+        "ENVIRONMENT": "test",
+        "API_PORT": str(port),
+        "FHIR_BASE_URL": ehr_url,
+        "FHIR_NOTIFICATION_TOKEN": NOTIFY_TOKEN,
+        "EHR_DETECTION_MINUTES": "0",  # the tests run detection themselves, when they mean to
+    }
+    worker = dev.start_worker(env, home / "worker.log")
+    api = dev.start_api(env, port, home / "api.log")
+    try:
+        dev.wait_for_http(f"http://127.0.0.1:{port}/healthz", api)
+        settings = Settings(jwt_secret=SECRET, environment="test", temporal_task_queue=task_queue)
+        yield EhrStack(f"http://127.0.0.1:{port}", ehr_url, temporal_address, task_queue, settings)
+    finally:
+        dev.stop(api, worker)
