@@ -1,0 +1,82 @@
+"""The EHR goes down mid-case: the action answers that the case waits on the EHR, verification
+keeps retrying, nothing is lost, and the case catches up when the EHR is back."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from activities.fhir.client import FhirClient
+from tests.workflows.referral_kit import COORDINATOR, referral_input
+from workers import dev, ehr_sandbox
+from workers.client import connect
+from workers.worker import build_worker
+from workflows.care.models import EventKind, OrderSummary
+from workflows.referral.models import Assign, MarkScheduled
+from workflows.referral.workflow import ReferralWorkflow
+
+from .records import Ehr
+
+
+async def test_verification_waits_out_an_outage(temporal_address, tmp_path, engine):
+    port = dev.free_port()
+    start = lambda: ehr_sandbox.start_ehr_sandbox(port, tmp_path / "ehr", tmp_path / "ehr.log")  # noqa: E731
+    sandbox = start()
+    url = ehr_sandbox.wait_for_ehr_sandbox(port, sandbox)
+    ehr = Ehr(url)
+    patient = ehr.patient()
+    order = ehr.order(patient)
+    visit = ehr.appointment(patient, datetime.now(UTC) + timedelta(days=3), order)
+
+    client = await connect(temporal_address)
+    fhir = FhirClient(url, timeout=2)
+    task_queue = f"outage-{uuid.uuid4().hex[:8]}"
+    case = referral_input().model_copy(
+        update={
+            "ehr": True,
+            "order": OrderSummary(resource=order, patient=patient, service="Cardiology consult"),
+        }
+    )
+    try:
+        async with build_worker(client, engine, task_queue=task_queue, fhir=fhir):
+            handle = await client.start_workflow(
+                ReferralWorkflow.run, case, id=case.case_id, task_queue=task_queue
+            )
+            await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+            dev.stop(sandbox)
+
+            claim = MarkScheduled(
+                actor=COORDINATOR,
+                appointment=f"Appointment/{visit['id']}",
+                appointment_at=datetime.fromisoformat(visit["start"]),
+            )
+            waiting = await handle.execute_update(ReferralWorkflow.mark_scheduled, claim)
+            assert waiting.stage == "awaiting_scheduling"
+            assert "waiting_on_ehr_since" in waiting.moments
+            assert waiting.timeline[-1].kind == EventKind.EXCEPTION_RAISED
+            assert "Waiting on the EHR" in waiting.timeline[-1].summary
+
+            sandbox = start()  # same port, same write log: the EHR is back with its data
+            ehr_sandbox.wait_for_ehr_sandbox(port, sandbox)
+            for _ in range(150):
+                detail = await handle.query(ReferralWorkflow.detail)
+                if detail.stage == "scheduled" and "task" in detail.references:
+                    break
+                await asyncio.sleep(0.2)
+            assert detail.stage == "scheduled"
+            assert "waiting_on_ehr_since" not in detail.moments
+            kinds = [event.kind for event in detail.timeline]
+            assert EventKind.EXCEPTION_CLEARED in kinds and EventKind.VERIFIED in kinds
+            assert detail.counters.get("rework") is None
+            task = ehr.read(detail.references["task"])
+            for _ in range(50):
+                if task["status"] == "in-progress":
+                    break
+                await asyncio.sleep(0.2)
+                task = ehr.read(detail.references["task"])
+            assert task["status"] == "in-progress"
+            await handle.terminate("test finished")
+    finally:
+        await fhir.aclose()
+        dev.stop(sandbox)
