@@ -38,6 +38,10 @@ def test_server() -> str | None:
 
 
 async def record(version: str) -> Path:
+    if version != "v1":
+        from tests.workflows.ehr_history import record_with_ehr
+
+        return await record_with_ehr(HISTORIES / f"referral-{version}.json", test_server())
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server()
     )
