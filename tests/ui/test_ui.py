@@ -177,6 +177,19 @@ async def test_no_serious_accessibility_violations(stack, sign_in) -> None:
     for path in ("/queue?view=team", f"/cases/{case_id}"):
         await page.goto(path)
         assert await serious_violations(page) == [], path
+    # Keyboard: the first Tab reaches the skip link, and focus is visibly outlined.
+    await page.keyboard.press("Tab")
+    focused = await page.evaluate(
+        "() => [document.activeElement.textContent.trim(),"
+        " getComputedStyle(document.activeElement).outlineStyle]"
+    )
+    assert focused == ["Skip to content", "solid"], focused
+    # An action works from the keyboard alone.
+    await page.get_by_label("Note", exact=True).focus()
+    await page.keyboard.type("Called the clinic")
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#timeline li").first).to_contain_text("Called the clinic")
     # By now the team queue holds cases in several stages: the screenshot to look at.
     await page.goto("/queue?view=team")
     await page.screenshot(path=SHOTS / "queue.png", full_page=True)
