@@ -57,7 +57,7 @@ def readable(value: str, settings: Settings) -> str:
             return local_time(datetime.fromisoformat(value), settings, "%b %d %Y, %H:%M")
         except ValueError:
             pass
-    if value.replace("_", "").isalpha() and value.islower():
+    if "_" in value and value.replace("_", "").isalpha() and value.islower():
         return value.replace("_", " ").capitalize()  # enum codes such as left_message
     return value
 
