@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC
 
 import structlog
 from sqlalchemy import Engine
@@ -75,8 +76,10 @@ def _summarize(session: Session, entry: LedgerEntry) -> None:
         )
     if entry.kind == EventKind.ASSIGNED and summary.first_assigned_at is None:
         summary.first_assigned_at = entry.at
+        summary.hours_unowned = _hours_since_opened(summary, entry)
     if entry.stage_after == "scheduled" and summary.first_scheduled_at is None:
         summary.first_scheduled_at = entry.at
+        summary.hours_to_schedule = _hours_since_opened(summary, entry)
     if entry.kind == EventKind.ESCALATED:
         summary.escalations += 1
     if entry.kind in REWORK_KINDS:
@@ -89,5 +92,14 @@ def _summarize(session: Session, entry: LedgerEntry) -> None:
         summary.closed_at = entry.at
         summary.closed_stage = entry.stage_after
         summary.completed = entry.kind == EventKind.COMPLETED
+        if summary.completed:
+            summary.hours_to_complete = _hours_since_opened(summary, entry)
     summary.last_seq = max(summary.last_seq, entry.seq)
     session.add(summary)
+
+
+def _hours_since_opened(summary: CaseSummary, entry: LedgerEntry) -> float:
+    opened = (
+        summary.opened_at if summary.opened_at.tzinfo else summary.opened_at.replace(tzinfo=UTC)
+    )
+    return (entry.at - opened).total_seconds() / 3600

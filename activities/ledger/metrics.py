@@ -11,11 +11,11 @@ Definitions (cases opened in the period, by the requested grouping):
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, Integer, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Engine, and_, case, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from activities.ledger.tables import CaseSummary as S
@@ -59,12 +59,6 @@ class GroupMetrics(BaseModel):
     time_unowned_hours: Spread
 
 
-def _hours(engine: Engine, start: ColumnElement, end: ColumnElement) -> ColumnElement:
-    if engine.dialect.name == "sqlite":
-        return (func.julianday(end) - func.julianday(start)) * 24.0
-    return func.extract("epoch", end - start) / 3600.0
-
-
 def _group_columns(engine: Engine, group_by: list[Grouping]) -> list[ColumnElement]:
     columns = []
     for key in group_by:
@@ -96,57 +90,49 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-QUANTILES = (0.5, 0.9)
+def _spread(values: list[float]) -> Spread:
+    if not values:
+        return Spread()
+    values.sort()
+
+    def at(q: float) -> float:  # linear interpolation between the closest ranks
+        position = q * (len(values) - 1)
+        low = int(position)
+        high = min(low + 1, len(values) - 1)
+        return round(values[low] + (values[high] - values[low]) * (position - low), 2)
+
+    return Spread(count=len(values), median=at(0.5), p90=at(0.9))
 
 
 def _spreads(
     connection,
-    engine: Engine,
     groups: list[ColumnElement],
     where: ColumnElement,
-    end: ColumnElement,
-    condition: ColumnElement,
-) -> dict[tuple, Spread]:
-    """Median and p90 per group, ranked in SQL: only the rows at the needed ranks come back."""
-    hours = _hours(engine, S.opened_at, end)
-    partition = {"partition_by": groups} if groups else {}
-    ranked = (
-        select(
-            *groups,
-            hours.label("value"),
-            func.row_number().over(order_by=hours, **partition).label("rank"),
-            func.count().over(**partition).label("n"),
-        )
-        .where(where, condition)
-        .subquery()
-    )
-    wanted = []
-    for q in QUANTILES:
-        low = cast(q * (ranked.c.n - 1), Integer) + 1  # 1-based rank at or below the quantile
-        wanted += [ranked.c.rank == low, ranked.c.rank == low + 1]
-    group_cols = [ranked.c[column.key] for column in groups]
-    rows = connection.execute(
-        select(*group_cols, ranked.c.rank, ranked.c.n, ranked.c.value).where(or_(*wanted))
-    )
-    ranks: dict[tuple, dict[int, float]] = defaultdict(dict)
-    sizes: dict[tuple, int] = {}
-    for row in rows:
-        key = tuple(row[: len(groups)])
-        ranks[key][row.rank] = float(row.value)
-        sizes[key] = row.n
-    result = {}
-    for key, values in ranks.items():
-        n = sizes[key]
+    measures: dict[str, ColumnElement],
+) -> dict[str, dict[tuple, Spread]]:
+    """Median and p90 of each duration per group: one pass over the summary's numbers.
 
-        def at(q: float, values: dict[int, float] = values, n: int = n) -> float:
-            position = q * (n - 1)  # linear interpolation between the closest ranks
-            low = int(position)
-            below = values[low + 1]
-            above = values.get(low + 2, below)
-            return round(below + (above - below) * (position - low), 2)
-
-        result[key] = Spread(count=n, median=at(0.5), p90=at(0.9))
-    return result
+    (Ranking in SQL with window functions measured 3-4x slower on SQLite at 100,000 cases.)"""
+    rows = connection.execute(select(*groups, *measures.values()).where(where)).all()
+    if not rows:
+        return {name: {} for name in measures}
+    columns = list(zip(*rows, strict=True))  # column-wise, so the loops below stay in C
+    width = len(groups)
+    members: dict[tuple, list[int]] | dict[tuple, range]
+    if width:
+        members = defaultdict(list)
+        for index, key in enumerate(zip(*columns[:width], strict=True)):
+            members[key].append(index)
+    else:
+        members = {(): range(len(rows))}
+    spreads = {}
+    for offset, name in enumerate(measures):
+        column = columns[width + offset]
+        spreads[name] = {
+            key: _spread([v for i in indexes if (v := column[i]) is not None])
+            for key, indexes in members.items()
+        }
+    return spreads
 
 
 def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) -> list[GroupMetrics]:
@@ -154,13 +140,21 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
     groups = _group_columns(engine, query.group_by)
     where = and_(literal(True), *_filters(query))
     is_open = S.closed_at.is_(None)
-    age_days = _hours(engine, S.opened_at, literal(now_naive)) / 24.0
+
+    def opened_days_ago(days: float) -> datetime:  # ages as bounds on opened_at: no arithmetic
+        return now_naive - timedelta(days=days)
 
     def count_if(condition: ColumnElement) -> ColumnElement:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
     aging = [
-        count_if(and_(is_open, age_days >= low, *([age_days < high] if high else []))).label(name)
+        count_if(
+            and_(
+                is_open,
+                S.opened_at <= opened_days_ago(low),
+                *([S.opened_at > opened_days_ago(high)] if high else []),
+            )
+        ).label(name)
         for name, low, high in AGE_BUCKETS
     ]
     totals = (
@@ -182,16 +176,13 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
     )
 
     measures = {
-        "completion": (S.closed_at, S.completed),
-        "schedule": (S.first_scheduled_at, S.first_scheduled_at.is_not(None)),
-        "unowned": (S.first_assigned_at, S.first_assigned_at.is_not(None)),
+        "completion": S.hours_to_complete,
+        "schedule": S.hours_to_schedule,
+        "unowned": S.hours_unowned,
     }
     with engine.connect() as connection:
         rows = connection.execute(totals).mappings().all()
-        spreads = {
-            name: _spreads(connection, engine, groups, where, end, condition)
-            for name, (end, condition) in measures.items()
-        }
+        spreads = _spreads(connection, groups, where, measures)
 
     keys = [column.key for column in groups]
     result = []

@@ -75,6 +75,10 @@ class CaseSummary(SQLModel, table=True):
     exceptions: int = 0
     evidence_on_file: bool = False
     last_seq: int = 0
+    # Durations from opening, kept as numbers so metrics rank them without date arithmetic.
+    hours_unowned: float | None = None
+    hours_to_schedule: float | None = None
+    hours_to_complete: float | None = None
 
 
 class AccessRow(SQLModel, table=True):
