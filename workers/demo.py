@@ -1,4 +1,5 @@
-"""Synthetic demo cases for `make run`: referral and imaging orders in a few stages.
+"""Synthetic demo data for `make run`: an EHR with patients, orders, appointments and a report,
+whose notifications open the demo cases, and a few care-team actions on top.
 
 All names and ids here are made up; no real patient data.
 """
@@ -61,8 +62,84 @@ DEMO_ORDERS = [
 ]
 
 
+ORG_REF = {"reference": "Organization/demo-org"}
+
+
+def demo_records(now: datetime) -> list[dict]:
+    """The synthetic EHR behind the demo: people, places, and what already happened there."""
+    people = [
+        {"resourceType": "Patient", "id": f"demo-p{n}", "name": [{"family": family}]}
+        for n, family in enumerate(["Ashby", "Brook", "Calder", "Dunmore", "Ellery", "Fenwick"], 1)
+    ]
+    places = [
+        {"resourceType": "Location", "id": lid, "name": name, "managingOrganization": ORG_REF}
+        for lid, name in [("main-clinic", "Main clinic"), ("north-clinic", "North clinic")]
+    ]
+
+    def appointment(aid: str, order: str, patient: str, start: datetime, status: str) -> dict:
+        return {
+            "resourceType": "Appointment",
+            "id": aid,
+            "status": status,
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=30)).isoformat(),
+            "basedOn": [{"reference": f"ServiceRequest/{order}"}],
+            "participant": [
+                {"actor": {"reference": f"Patient/{patient}"}, "status": "accepted"},
+                {"actor": {"reference": "Practitioner/dr-demo"}, "status": "accepted"},
+            ],
+        }
+
+    return [
+        {"resourceType": "Organization", "id": "demo-org", "name": "Riverside Health (demo)"},
+        {"resourceType": "Practitioner", "id": "dr-demo", "name": [{"family": "Demo"}]},
+        *people,
+        *places,
+        *DEMO_ORDERS,
+        # Booked by the care team; they will mark it scheduled in Followthrough.
+        appointment("demo-a1", "demo-card-002", "demo-p2", now + timedelta(days=6), "booked"),
+        # Booked directly in the EHR: the case notices by itself.
+        appointment("demo-a2", "demo-img-002", "demo-p5", now + timedelta(days=3), "booked"),
+        # Seen earlier today, report filed: the case closes by itself.
+        appointment("demo-a3", "demo-img-003", "demo-p6", now - timedelta(hours=1), "fulfilled"),
+        {
+            "resourceType": "DiagnosticReport",
+            "id": "demo-r3",
+            "status": "final",
+            "code": {"text": "Ultrasound report"},
+            "subject": {"reference": "Patient/demo-p6"},
+            "basedOn": [{"reference": "ServiceRequest/demo-img-003"}],
+        },
+    ]
+
+
+def seed_ehr(settings: Settings, now: datetime) -> list[dict]:
+    """Write the demo records into the EHR as one transaction (PUT: idempotent)."""
+    records = demo_records(now)
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "resource": record,
+                "request": {"method": "PUT", "url": f"{record['resourceType']}/{record['id']}"},
+            }
+            for record in records
+        ],
+    }
+    headers = {"content-type": "application/fhir+json"}
+    response = httpx.post(settings.fhir_base_url, json=bundle, headers=headers, timeout=30)
+    response.raise_for_status()
+    failed = [e for e in response.json()["entry"] if not e["response"]["status"].startswith("2")]
+    if failed:
+        raise RuntimeError(f"The EHR refused {len(failed)} demo records")
+    return records
+
+
 def seed_demo(base_url: str, settings: Settings) -> int:
-    admin = {"Authorization": f"Bearer {mint_token(settings, user='demo-admin', role=Role.ADMIN)}"}
+    """Fill the EHR, let its notifications open the cases, then act as the care team would."""
+    records = seed_ehr(settings, datetime.now(UTC))
+    ehr = {"Authorization": f"Bearer {settings.fhir_notification_token}"}
     cora = {
         "Authorization": "Bearer "
         + mint_token(settings, user="cora", role=Role.COORDINATOR, team="cardiology")
@@ -72,15 +149,21 @@ def seed_demo(base_url: str, settings: Settings) -> int:
         + mint_token(settings, user="ian", role=Role.COORDINATOR, team="imaging")
     }
     with httpx.Client(base_url=base_url, timeout=30) as http:
-        for order in DEMO_ORDERS:
-            http.post("/api/v1/referrals", json=order, headers=admin).raise_for_status()
+        # What the EHR would push: each order, then what happened to it there.
+        for kind in ("ServiceRequest", "Appointment", "DiagnosticReport"):
+            for record in records:
+                if record["resourceType"] == kind and record["id"] != "demo-a1":
+                    reference = {"reference": f"{kind}/{record['id']}"}
+                    http.post(
+                        "/api/v1/fhir/notifications", json=reference, headers=ehr
+                    ).raise_for_status()
 
         def act(case: str, action: str, headers: dict, **body: object) -> None:
             http.post(
                 f"/api/v1/cases/{case}/actions/{action}", json=body, headers=headers
             ).raise_for_status()
 
-        soon = (datetime.now(UTC) + timedelta(days=6)).isoformat()
+        a1 = next(record for record in records if record["id"] == "demo-a1")
         act("referral-demo-card-001", "assign", cora)
         act(
             "referral-demo-card-001",
@@ -95,7 +178,7 @@ def seed_demo(base_url: str, settings: Settings) -> int:
             "mark-scheduled",
             cora,
             appointment="Appointment/demo-a1",
-            appointment_at=soon,
+            appointment_at=a1["start"],
         )
         act("referral-demo-img-001", "assign", ian)
         act("referral-demo-img-001", "add-note", ian, text="Patient prefers afternoon slots")
