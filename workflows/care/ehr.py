@@ -77,11 +77,21 @@ class EhrLink:
         if self.enabled:
             self.events.append(event)
 
-    def today(self) -> datetime:
-        """Start of the clinic's today: an appointment before it no longer counts."""
-        calendar = self.case.calendar
-        day = calendar.local_date(workflow.now())
-        return datetime.combine(day, time(0), ZoneInfo(calendar.timezone))
+    def appointment_booked(self, appointment: str | None) -> AppointmentCheck:
+        """The check for the named appointment, or (None) for any booked for the case's order."""
+        calendar, order = self.case.calendar, self.case.order
+        today = calendar.local_date(workflow.now())  # earlier appointments no longer count
+        return AppointmentCheck(
+            order=order.resource,
+            patient=order.patient,
+            appointment=appointment,
+            not_before=datetime.combine(today, time(0), ZoneInfo(calendar.timezone)),
+        )
+
+    def report_filed(self, report: str | None) -> ReportCheck:
+        """The check for the named report, or (None) for any filed for the case's order."""
+        order = self.case.order
+        return ReportCheck(order=order.resource, patient=order.patient, report=report)
 
     async def claim(self, step: Coroutine[Any, Any, None]) -> None:
         """Run a care-team claim; return when it is done or the case shows it waits on the EHR."""

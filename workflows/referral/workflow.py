@@ -11,7 +11,7 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.fhir.models import AppointmentCheck, EhrEvent, ReportCheck, Verdict
+    from activities.fhir.models import EhrEvent, Verdict
     from workflows.care import errors
     from workflows.care.case import Case
     from workflows.care.ehr import EhrLink
@@ -152,7 +152,7 @@ class ReferralWorkflow:
 
     async def _schedule(self, action: MarkScheduled) -> None:
         verdict = await self.ehr.verify(
-            self._appointment_check(action.appointment),
+            self.ehr.appointment_booked(action.appointment),
             unverified=Verdict(verified=True, appointment_at=action.appointment_at),
         )
         if self.case.stage != Stage.AWAITING_SCHEDULING:
@@ -174,15 +174,6 @@ class ReferralWorkflow:
             f"Scheduled: {appointment} at {at.isoformat()}",
             details={"appointment": appointment, "appointment_at": at.isoformat()},
             evidence=verdict.evidence,
-        )
-
-    def _appointment_check(self, appointment: str | None) -> AppointmentCheck:
-        order = self.case.order
-        return AppointmentCheck(
-            order=order.resource,
-            patient=order.patient,
-            appointment=appointment,
-            not_before=self.ehr.today(),
         )
 
     @mark_scheduled.validator
@@ -231,9 +222,8 @@ class ReferralWorkflow:
         return self.case.detail()
 
     async def _complete(self, action: MarkCompleted) -> None:
-        order = self.case.order
         verdict = await self.ehr.verify(
-            ReportCheck(order=order.resource, patient=order.patient, report=action.report),
+            self.ehr.report_filed(action.report),
             unverified=Verdict(verified=True, evidence=[Evidence(reference=action.report)]),
         )
         if self.case.stage not in (Stage.SCHEDULED, Stage.AWAITING_RESULT):
@@ -337,7 +327,7 @@ class ReferralWorkflow:
         ):
             # Booked directly in the EHR: the case moves on by itself, with the evidence.
             verdict = await self.ehr.verify(
-                self._appointment_check(None), unverified=Verdict(verified=False)
+                self.ehr.appointment_booked(None), unverified=Verdict(verified=False)
             )
             if verdict.verified and case.stage in (Stage.UNASSIGNED, Stage.AWAITING_SCHEDULING):
                 self._scheduled(SYSTEM, verdict.evidence[0].reference, verdict)
@@ -345,9 +335,8 @@ class ReferralWorkflow:
             Stage.SCHEDULED,
             Stage.AWAITING_RESULT,
         ):
-            order = case.order
             verdict = await self.ehr.verify(
-                ReportCheck(order=order.resource, patient=order.patient),
+                self.ehr.report_filed(None),
                 unverified=Verdict(verified=False),
             )
             if verdict.verified and case.stage in (Stage.SCHEDULED, Stage.AWAITING_RESULT):
