@@ -39,7 +39,7 @@ async def test_alerts_raise_and_clear(time_skipping, client, engine, task_queue)
         first = await evaluate(time_skipping, task_queue)
         assert first.changes == []  # nothing is old enough, nothing escalated yet
 
-        await time_skipping.sleep(timedelta(days=4))
+        await time_skipping.sleep(timedelta(days=5))  # past the 2-business-day claim window
         crossed = await evaluate(time_skipping, task_queue)
         assert {(c.rule, c.team, c.value, c.raised) for c in crossed.changes} == {
             ("unowned-backlog", "cardiology", 2.0, True),

@@ -88,8 +88,10 @@ async def test_nobody_schedules_for_ten_business_days(time_skipping, client, eng
         due = claimed.due_at
         opened = claimed.opened_at
         assert claimed.stalled is False
-        # Ten business days span at least two weekends: two calendar weeks or more.
-        assert due - opened >= timedelta(days=13)
+        # Ten business days after the order, at close of business in the clinic's time zone.
+        calendar = referral_input().calendar
+        assert calendar.local_date(due) == calendar.business_day(calendar.local_date(opened), 10)
+        assert (due.hour, due.minute) == (17, 0)
 
         await time_skipping.sleep(due - await time_skipping.get_current_time() - timedelta(hours=1))
         before = await handle.query(ReferralWorkflow.detail)
