@@ -11,9 +11,9 @@ import structlog
 from fastapi import APIRouter, Form, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api import cases
+from api import audit, cases
 from api.auth import InvalidToken, mint_token, read_token
-from api.deps import SettingsDep, TemporalDep
+from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.web import forms, queue, session
 from api.web.render import STAGE_LABELS, page
 from workflows.care.models import Actor, CaseDetail, Role
@@ -122,7 +122,7 @@ def _case_context(case: CaseDetail, actor: Actor, **extra: object) -> dict:
         "errors": {},
         "values": {},
         "flash": None,
-        # The audit ledger's verify-chain result shows here once it exists; None hides it.
+        # The audit ledger's verify-chain result, for auditors; None hides it.
         "chain": None,
         **extra,
     }
@@ -130,14 +130,24 @@ def _case_context(case: CaseDetail, actor: Actor, **extra: object) -> dict:
 
 @router.get("/cases/{case_id}")
 async def case_page(
-    request: Request, case_id: CaseId, client: TemporalDep, actor: session.PageUser
+    request: Request,
+    case_id: CaseId,
+    client: TemporalDep,
+    engine: EngineDep,
+    actor: session.PageUser,
 ) -> HTMLResponse:
     structlog.contextvars.bind_contextvars(case_id=case_id)
     try:
         case = await cases.read_case(client, case_id, actor)
     except HTTPException as err:
         return problem(request, actor, err)
-    return page(request, "case.html", _case_context(case, actor), actor=actor)
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    audit.record_access(engine, actor, case_id, "detail", request_id)
+    chain = None
+    if actor.role in (Role.AUDITOR, Role.ADMIN):
+        chain = audit.verify_chain(case_id, audit.case_trail(engine, case_id), case.timeline)
+        audit.record_access(engine, actor, case_id, "verify", request_id)
+    return page(request, "case.html", _case_context(case, actor, chain=chain), actor=actor)
 
 
 @router.post("/cases/{case_id}/actions/{key}", dependencies=[session.CsrfChecked])

@@ -127,6 +127,9 @@ async def test_an_auditor_sees_the_timeline_and_no_action_buttons(stack, sign_in
     await expect(page.get_by_role("heading", name="All cases")).to_be_visible()
     await page.goto(f"/cases/{case_id}")
     await expect(page.locator("#timeline li")).to_have_count(3)  # opened, assigned, stage
+    chain = page.get_by_role("region", name="Audit chain")
+    await expect(chain).to_contain_text("Intact")
+    await expect(chain).to_contain_text("3 ledger entries")
     await expect(page.locator("form.action")).to_have_count(0)
     buttons = await page.get_by_role("button").all_inner_texts()
     assert buttons == ["Sign out"], buttons
