@@ -146,6 +146,7 @@ def run_dev(settings: Settings, *, seed: bool = True) -> int:
     processes: list[subprocess.Popen] = []
     # Stopped by SIGTERM as by Ctrl-C: either way every child process is stopped with us.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     try:
         processes.append(
             start_temporal(
