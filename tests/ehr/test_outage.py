@@ -7,6 +7,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
+
 from activities.fhir.client import FhirClient
 from tests.workflows.referral_kit import COORDINATOR, referral_input
 from workers import dev, ehr_sandbox
@@ -80,3 +82,63 @@ async def test_verification_waits_out_an_outage(temporal_address, tmp_path, engi
     finally:
         await fhir.aclose()
         dev.stop(sandbox)
+
+
+class RefusingAppointments(httpx.AsyncBaseTransport):
+    """The real sandbox, except that this client may not read Appointments (as an EHR can say)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.refused = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and "/Appointment/" in request.url.path:
+            self.refused += 1
+            outcome = {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {
+                        "severity": "error",
+                        "code": "forbidden",
+                        "details": {"text": "Appointment access is not granted to this client"},
+                    }
+                ],
+            }
+            return httpx.Response(403, json=outcome)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_refusal_is_not_retried_and_reaches_the_timeline(temporal_address, ehr_url, engine):
+    ehr = Ehr(ehr_url)
+    patient = ehr.patient()
+    order = ehr.order(patient)
+    visit = ehr.appointment(patient, datetime.now(UTC) + timedelta(days=3), order)
+    transport = RefusingAppointments()
+    fhir = FhirClient(ehr_url, timeout=5, transport=transport)
+    client = await connect(temporal_address)
+    task_queue = f"refusal-{uuid.uuid4().hex[:8]}"
+    case = referral_input().model_copy(
+        update={
+            "ehr": True,
+            "order": OrderSummary(resource=order, patient=patient, service="Cardiology consult"),
+        }
+    )
+    async with build_worker(client, engine, task_queue=task_queue, fhir=fhir):
+        handle = await client.start_workflow(
+            ReferralWorkflow.run, case, id=case.case_id, task_queue=task_queue
+        )
+        await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        claim = MarkScheduled(
+            actor=COORDINATOR,
+            appointment=f"Appointment/{visit['id']}",
+            appointment_at=datetime.fromisoformat(visit["start"]),
+        )
+        answer = await handle.execute_update(ReferralWorkflow.mark_scheduled, claim)
+        await handle.terminate("test finished")
+    await fhir.aclose()
+    assert answer.stage == "awaiting_scheduling" and answer.counters["rework"] == 1
+    rework = answer.timeline[-1]
+    assert rework.kind == EventKind.REWORK
+    assert "HTTP 403" in rework.summary
+    assert "Appointment access is not granted to this client" in rework.summary
+    assert transport.refused == 1  # non-retryable: asked once

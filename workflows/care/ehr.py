@@ -123,9 +123,7 @@ class EhrLink:
             verdict = await handle
         except ActivityError as err:
             # Refused by the EHR (a 4xx): retrying cannot help; the owner sees the EHR's words.
-            cause = err.cause
-            reason = cause.message if isinstance(cause, ApplicationError) else "EHR check failed"
-            verdict = Verdict(verified=False, reason=reason)
+            verdict = Verdict(verified=False, reason=_refusal(err))
         finally:
             self._ehr_answered()
         if verdict.verified:
@@ -199,13 +197,21 @@ class EhrLink:
                 owner=case.owner,
                 due_at=case.due_at,
             )
-            written = await workflow.execute_activity_method(
-                TaskActivities.mirror_task,
-                mirror,
-                start_to_close_timeout=EHR_TIMEOUT,
-                retry_policy=EHR_RETRY,
-            )
-            case.references["task"] = written.task
+            try:
+                written = await workflow.execute_activity_method(
+                    TaskActivities.mirror_task,
+                    mirror,
+                    start_to_close_timeout=EHR_TIMEOUT,
+                    retry_policy=EHR_RETRY,
+                )
+                case.references["task"] = written.task
+            except ActivityError as err:
+                # Refused (a 4xx): the same write would be refused again; the next change retries.
+                case.record(
+                    EventKind.EXCEPTION_RAISED,
+                    SYSTEM,
+                    f"The EHR refused the case's Task: {_refusal(err)}",
+                )
             self.mirrored = state
 
     def _task_state(self) -> tuple[Any, ...]:
@@ -226,6 +232,11 @@ class EhrLink:
             self.waiting = False
             self.case.moments.pop("waiting_on_ehr_since", None)
             self.case.record(EventKind.EXCEPTION_CLEARED, SYSTEM, "The EHR answered again")
+
+
+def _refusal(err: ActivityError) -> str:
+    cause = err.cause
+    return cause.message if isinstance(cause, ApplicationError) else "the EHR call failed"
 
 
 def _claimed(check: Check) -> str:
