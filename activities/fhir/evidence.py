@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,17 @@ def evidence_of(resource: dict[str, Any]) -> Evidence:
     )
 
 
+async def _refusal_as_verdict(checking: Awaitable[Verdict]) -> Verdict:
+    """A refusal (4xx) is a verdict, not a failure: retrying cannot change it, and the EHR's words,
+    which may describe the patient, go to the case timeline rather than the worker's log."""
+    try:
+        return await checking
+    except ApplicationError as err:
+        if not err.non_retryable:
+            raise
+        return Verdict(verified=False, reason=err.message)
+
+
 def refs(references: list[Any] | None) -> set[str]:
     return {ref.reference for ref in references or [] if ref.reference}
 
@@ -65,6 +77,17 @@ class EvidenceActivities:
 
     @activity.defn(name="appointment_booked")
     async def appointment_booked(self, check: AppointmentCheck) -> Verdict:
+        return await _refusal_as_verdict(self._appointment_booked(check))
+
+    @activity.defn(name="report_filed")
+    async def report_filed(self, check: ReportCheck) -> Verdict:
+        return await _refusal_as_verdict(self._report_filed(check))
+
+    @activity.defn(name="documents_received")
+    async def documents_received(self, check: DocumentsCheck) -> Verdict:
+        return await _refusal_as_verdict(self._documents_received(check))
+
+    async def _appointment_booked(self, check: AppointmentCheck) -> Verdict:
         """A booked/arrived/fulfilled Appointment for the patient, linked to the order (basedOn)
         or not linked to any other order, starting today or later."""
         if check.appointment:
@@ -106,8 +129,7 @@ class EvidenceActivities:
 
     # -- completed ------------------------------------------------------------------------------
 
-    @activity.defn(name="report_filed")
-    async def report_filed(self, check: ReportCheck) -> Verdict:
+    async def _report_filed(self, check: ReportCheck) -> Verdict:
         """The order completed in the EHR, or a filed DiagnosticReport / current DocumentReference
         for it (the one named, else any found by a search on the order)."""
         evidence: list[Evidence] = []
@@ -163,8 +185,7 @@ class EvidenceActivities:
 
     # -- documents received ---------------------------------------------------------------------
 
-    @activity.defn(name="documents_received")
-    async def documents_received(self, check: DocumentsCheck) -> Verdict:
+    async def _documents_received(self, check: DocumentsCheck) -> Verdict:
         """Every listed DocumentReference is on file, current, for this patient."""
         evidence: list[Evidence] = []
         problems: list[str] = []

@@ -65,9 +65,10 @@ class TaskMirror(BaseModel):
 
 
 class TaskWritten(BaseModel):
-    task: str  # "Task/<id>"
+    task: str  # "Task/<id>"; empty when refused
     version_id: str | None = None
     merged_concurrent_edit: bool = False
+    refused: str | None = None  # the EHR's reason when it refused the write (a 4xx)
 
 
 class EhrEvent(BaseModel):

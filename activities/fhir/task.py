@@ -76,6 +76,15 @@ class TaskActivities:
 
     @activity.defn(name="mirror_task")
     async def mirror_task(self, mirror: TaskMirror) -> TaskWritten:
+        try:
+            return await self._write(mirror)
+        except ApplicationError as err:
+            if not err.non_retryable:
+                raise
+            # Refused (a 4xx): an answer, not a failure, so the EHR's words stay out of logs.
+            return TaskWritten(task="", refused=err.message)
+
+    async def _write(self, mirror: TaskMirror) -> TaskWritten:
         current = await self._current(mirror.case_id)
         if current is None:
             created = await self.fhir.create({"resourceType": "Task", **owned_fields(mirror)})

@@ -204,14 +204,18 @@ class EhrLink:
                     start_to_close_timeout=EHR_TIMEOUT,
                     retry_policy=EHR_RETRY,
                 )
-                case.references["task"] = written.task
+                refused = written.refused
             except ActivityError as err:
-                # Refused (a 4xx): the same write would be refused again; the next change retries.
+                refused = _refusal(err)
+            if refused:
+                # The same write would be refused again; the next change tries anew.
                 case.record(
                     EventKind.EXCEPTION_RAISED,
                     SYSTEM,
-                    f"The EHR refused the case's Task: {_refusal(err)}",
+                    f"The EHR refused the case's Task: {refused}",
                 )
+            else:
+                case.references["task"] = written.task
             self.mirrored = state
 
     def _task_state(self) -> tuple[Any, ...]:
