@@ -79,6 +79,13 @@ async def query_case(client: Client, case_id: str) -> CaseDetail:
     except RPCError as err:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}") from None
+        if err.status in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.DEADLINE_EXCEEDED):
+            # Temporal keeps the case; only no worker is answering for it right now.
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "The case cannot be read right now (no worker is answering); "
+                "nothing is lost, try again shortly",
+            ) from None
         raise
 
 

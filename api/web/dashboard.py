@@ -1,22 +1,22 @@
-"""A team's figures for the supervisor dashboard, from the work queue and the case timelines.
+"""A team's figures for the supervisor dashboard, from the audit ledger's per-case summary.
 
-These are computed from what the service layer offers today (visibility plus each case's detail);
-the audit ledger's metrics will replace the source without changing the figures' shape.
+The ledger holds every case the team ever had, open or closed, so the dashboard needs no
+Temporal query per case and stands even when a case's worker is down.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from statistics import median
 
-from temporalio.client import Client
+from sqlalchemy import Engine
+from sqlmodel import Session, select
 
-from api import cases
-from workflows.care.models import Actor, CaseDetail, EventKind
+from activities.ledger.tables import CaseSummary
+from workflows.care.models import Actor, Role
+from workflows.triggers.models import ALERT_CASE_TYPE
 
-LIMIT = 200  # cases per dashboard: one visibility page, read a few at a time
 AGE_BUCKETS = [(2, "0–2 days"), (7, "3–7 days"), (14, "8–14 days"), (30, "15–30 days")]
 SCHEDULE_BUCKETS = [(1, "< 1 day"), (3, "1–3 days"), (7, "3–7 days"), (14, "7–14 days")]
 OUTCOMES = ["completed", "cancelled", "patient_declined", "unable_to_reach"]
@@ -52,35 +52,32 @@ def _bucket(days: float, buckets: list[tuple[int, str]], last: str) -> str:
     return next((label for limit, label in buckets if days < limit), last)
 
 
-def days_to_schedule(case: CaseDetail) -> float | None:
-    """Opened to the first move into `scheduled`, in days; None if never scheduled."""
-    for event in case.timeline:
-        if event.kind == EventKind.STAGE_CHANGED and event.stage_after == "scheduled":
-            return (event.at - case.opened_at) / timedelta(days=1)
-    return None
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def figures(details: list[CaseDetail], now: datetime | None = None) -> Figures:
+def figures(summaries: list[CaseSummary], now: datetime | None = None) -> Figures:
     now = now or datetime.now(UTC)
-    result = Figures(cases=len(details))
+    result = Figures(cases=len(summaries))
     result.aging = {label: 0 for _, label in AGE_BUCKETS} | {"over 30 days": 0}
     result.time_to_schedule = {label: 0 for _, label in SCHEDULE_BUCKETS} | {"14+ days": 0}
     result.outcomes = {stage: 0 for stage in OUTCOMES}
     result.rework = {"none": 0, "1 reschedule": 0, "2+ reschedules": 0}
     scheduled_after = []
-    for case in details:
-        if case.closed:
+    for case in summaries:
+        if case.closed_at is not None:
             result.closed += 1
-            result.outcomes[case.stage] = result.outcomes.get(case.stage, 0) + 1
+            stage = case.closed_stage or "closed"
+            result.outcomes[stage] = result.outcomes.get(stage, 0) + 1
         else:
             result.open += 1
-            age = (now - case.opened_at) / timedelta(days=1)
+            age = (now - _utc(case.opened_at)) / timedelta(days=1)
             result.aging[_bucket(age, AGE_BUCKETS, "over 30 days")] += 1
-        days = days_to_schedule(case)
-        if days is not None:
+        if case.hours_to_schedule is not None:
+            days = case.hours_to_schedule / 24
             scheduled_after.append(days)
             result.time_to_schedule[_bucket(days, SCHEDULE_BUCKETS, "14+ days")] += 1
-        loops = case.counters.get("reschedules", 0)
+        loops = case.rework_loops
         result.reschedules += loops
         result.rework_cases += loops > 0
         result.rework[["none", "1 reschedule", "2+ reschedules"][min(loops, 2)]] += 1
@@ -91,16 +88,10 @@ def figures(details: list[CaseDetail], now: datetime | None = None) -> Figures:
     return result
 
 
-async def team_figures(client: Client, actor: Actor) -> Figures:
-    """The caller's team (everything, for an admin), open and closed cases alike."""
-    page = await cases.work_queue(
-        client, actor, cases.QueueFilter(include_closed=True), LIMIT, None
-    )
-    limit = asyncio.Semaphore(8)  # a few queries at a time, so a dashboard cannot flood Temporal
-
-    async def detail(case_id: str) -> CaseDetail:
-        async with limit:
-            return await cases.read_case(client, case_id, actor)
-
-    details = await asyncio.gather(*(detail(item.case_id) for item in page.items))
-    return figures(list(details))
+def team_figures(engine: Engine, actor: Actor, now: datetime | None = None) -> Figures:
+    """The caller's team (every team, for an admin), open and closed cases alike."""
+    query = select(CaseSummary).where(CaseSummary.case_type != ALERT_CASE_TYPE)
+    if actor.role != Role.ADMIN:
+        query = query.where(CaseSummary.team == actor.team)
+    with Session(engine) as session:
+        return figures(list(session.exec(query)), now)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 
 from api import cases
-from api.deps import SettingsDep, TemporalDep
+from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.web import dashboard, forms, queue, session
 from api.web.pages import problem
 from api.web.render import page
@@ -77,12 +77,10 @@ async def bulk_reassign(
 
 
 @router.get("/dashboard")
-async def dashboard_page(
-    request: Request, client: TemporalDep, actor: session.PageUser
-) -> HTMLResponse:
+def dashboard_page(request: Request, engine: EngineDep, actor: session.PageUser) -> HTMLResponse:
     try:
         _require_supervisor(actor)
-        figures = await dashboard.team_figures(client, actor)
+        figures = dashboard.team_figures(engine, actor)
     except HTTPException as err:
         return problem(request, actor, err)
     # Label/count pairs, not dicts: the JSON filter sorts keys, and buckets must keep their order.

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from activities.ledger.tables import CaseSummary
 from api.cases import QueueItem
 from api.web import dashboard, queue
-from workflows.care.models import (
-    SYSTEM,
-    CaseDetail,
-    EventKind,
-    OrderSummary,
-    Role,
-    TaskState,
-    TimelineEvent,
-)
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
@@ -59,45 +51,21 @@ def test_a_supervisor_sees_unowned_then_stalled_first() -> None:
 
 def case(stage: str, opened_days_ago: float, scheduled_after: float | None, reschedules=0):
     opened = NOW - timedelta(days=opened_days_ago)
-    timeline = [
-        TimelineEvent(
-            seq=1,
-            at=opened,
-            kind=EventKind.OPENED,
-            actor="system",
-            role=Role.SYSTEM,
-            summary="opened",
-        )
-    ]
-    if scheduled_after is not None:
-        timeline.append(
-            TimelineEvent(
-                seq=2,
-                at=opened + timedelta(days=scheduled_after),
-                kind=EventKind.STAGE_CHANGED,
-                actor=SYSTEM.user_id,
-                role=Role.SYSTEM,
-                summary="scheduled",
-                stage_before="awaiting_scheduling",
-                stage_after="scheduled",
-            )
-        )
-    return CaseDetail(
+    closed = stage in dashboard.OUTCOMES
+    return CaseSummary(
         case_id=f"referral-{stage}-{opened_days_ago}",
         case_type="referral",
-        stage=stage,
-        task=TaskState(status="x", business_status="x"),
-        closed=stage in dashboard.OUTCOMES,
-        priority="routine",
         team="cardiology",
-        order=OrderSummary(resource="ServiceRequest/1", patient="Patient/1", service="Consult"),
         opened_at=opened,
-        counters={"reschedules": reschedules},
-        timeline=timeline,
+        closed_at=NOW if closed else None,
+        closed_stage=stage if closed else None,
+        completed=stage == "completed",
+        hours_to_schedule=None if scheduled_after is None else scheduled_after * 24,
+        rework_loops=reschedules,
     )
 
 
-def test_team_figures_from_case_details() -> None:
+def test_team_figures_from_the_ledger_summary() -> None:
     figures = dashboard.figures(
         [
             case("completed", 20, 2, reschedules=1),
