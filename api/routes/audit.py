@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated
 
 import structlog
@@ -65,42 +64,19 @@ class EventPage(BaseModel):
     offset: int
 
 
-def _search(
-    kind: str | None = None,
-    actor: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    case_type: str | None = None,
-    team: str | None = None,
-    location: str | None = None,
-) -> audit.EventSearch:
-    return audit.EventSearch(
-        kind=kind,
-        actor=actor,
-        since=since,
-        until=until,
-        case_type=case_type,
-        team=team,
-        location=location,
-    )
+# The ledger search's filters, read from the query string (kind, actor, since, until, ...).
+SearchDep = Annotated[audit.EventSearch, Query()]
 
 
 @router.get("/audit/events", response_model=EventPage)
 def audit_events(
     _: Auditor,
     engine: EngineDep,
-    kind: str | None = None,
-    actor: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    case_type: str | None = None,
-    team: str | None = None,
-    location: str | None = None,
+    search: SearchDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> EventPage:
     """Search the ledger across cases."""
-    search = _search(kind, actor, since, until, case_type, team, location)
     items, total = audit.search_events(engine, search, limit=limit, offset=offset)
     return EventPage(items=items, total=total, limit=limit, offset=offset)
 
@@ -109,17 +85,10 @@ def audit_events(
 def audit_events_csv(
     _: Auditor,
     engine: EngineDep,
-    kind: str | None = None,
-    actor: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    case_type: str | None = None,
-    team: str | None = None,
-    location: str | None = None,
+    search: SearchDep,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> Response:
     """The same search as CSV, for spreadsheets and auditors' tools."""
-    search = _search(kind, actor, since, until, case_type, team, location)
     items, _total = audit.search_events(engine, search, limit=limit, offset=0)
     return Response(
         audit.events_csv(items),
