@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ import pytest
 
 from api.auth import mint_token
 from workers import dev
+from workers.client import connect
 from workers.settings import Settings
 from workflows.care.models import Role
 
@@ -34,7 +36,15 @@ class EhrStack:
         return {"Authorization": f"Bearer {NOTIFY_TOKEN}"}
 
 
-@pytest.fixture(scope="session")
+async def close_cases(temporal_address: str, task_queue: str) -> None:
+    """Terminate the cases left open: other suites' queues and dashboards share the namespace."""
+    client = await connect(temporal_address)
+    query = f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running'"
+    async for execution in client.list_workflows(query):
+        await client.get_workflow_handle(execution.id).terminate("tests finished")
+
+
+@pytest.fixture(scope="package")
 def ehr_stack(temporal_address, ehr_url, tmp_path_factory) -> Iterator[EhrStack]:
     home = tmp_path_factory.mktemp("ehr-stack")
     port = dev.free_port()
@@ -58,4 +68,5 @@ def ehr_stack(temporal_address, ehr_url, tmp_path_factory) -> Iterator[EhrStack]
         settings = Settings(jwt_secret=SECRET, environment="test", temporal_task_queue=task_queue)
         yield EhrStack(f"http://127.0.0.1:{port}", ehr_url, temporal_address, task_queue, settings)
     finally:
+        asyncio.run(close_cases(temporal_address, task_queue))
         dev.stop(api, worker)
