@@ -48,6 +48,7 @@ UNSUCCESSFUL = {
     OutreachOutcome.WRONG_NUMBER,
 }
 ORDER_WITHDRAWN = {"revoked", "entered-in-error"}  # ServiceRequest statuses that end the case
+REPORTS = {"DiagnosticReport", "DocumentReference"}
 
 
 @workflow.defn(name="Referral")
@@ -331,7 +332,7 @@ class ReferralWorkflow:
             )
             if verdict.verified and case.stage in (Stage.UNASSIGNED, Stage.AWAITING_SCHEDULING):
                 self._scheduled(SYSTEM, verdict.evidence[0].reference, verdict)
-        elif event.resource_type != "Appointment" and case.stage in (
+        elif (event.resource_type in REPORTS or event.status == "completed") and case.stage in (
             Stage.SCHEDULED,
             Stage.AWAITING_RESULT,
         ):
