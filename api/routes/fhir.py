@@ -68,6 +68,31 @@ def fhir_client(request: Request, settings: SettingsDep) -> FhirClient:
 FhirDep = Annotated[FhirClient, Depends(fhir_client)]
 
 
+async def require_patient(fhir: FhirClient, patient: str) -> None:
+    """Refuse an order whose patient the EHR does not know: its case could never be verified."""
+    try:
+        await fhir.read(*patient.split("/", 1))
+    except ApplicationError as err:
+        if err.type == NOT_FOUND:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [
+                    {
+                        "loc": ["subject"],
+                        "msg": f"{patient} does not exist in the EHR",
+                        "type": "value_error",
+                    }
+                ],
+            ) from None
+        if not err.non_retryable:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "The EHR did not answer; try again later",
+                headers={"Retry-After": "60"},
+            ) from None
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, err.message) from None
+
+
 def referenced(body: Any) -> list[tuple[str, str]]:
     """The resources a notification names, as (type, id)."""
     if not isinstance(body, dict):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, HTTPException, Response, status
 from api import cases
 from api.deps import Caseworker, SettingsDep, TemporalDep
 from api.orders import InvalidOrder, parse_service_request, referral_input
+from api.routes.fhir import FhirDep, require_patient
 from workflows.care.models import CaseDetail
 
 router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
@@ -28,6 +29,7 @@ async def open_referral(
     client: TemporalDep,
     settings: SettingsDep,
     actor: Caseworker,
+    fhir: FhirDep,
     service_request: dict[str, Any] = Body(
         description="A FHIR R4 ServiceRequest (intent order, status active)"
     ),
@@ -37,6 +39,8 @@ async def open_referral(
         order = referral_input(parse_service_request(service_request), settings)
     except InvalidOrder as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, err.errors) from None
+    if order.ehr:
+        await require_patient(fhir, order.order.patient)
     structlog.contextvars.bind_contextvars(case_id=order.case_id)
     opened = await cases.open_referral(client, order, settings.temporal_task_queue)
     if not opened.created:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import eventually
-from workers.demo import CARDIOLOGY
+from workers.demo import CARDIOLOGY, service_request
 from workflows.care.models import Role
 
 from .conftest import EhrStack
@@ -196,3 +196,17 @@ def test_a_notification_bundle_opens_once_and_then_signals(http, ehr_stack, ehr)
     assert first.json()["results"][0]["outcome"] == "opened"
     assert again.json()["results"][0]["outcome"] == "signalled"
     assert again.json()["results"][0]["case_ids"] == first.json()["results"][0]["case_ids"]
+
+
+def test_an_order_for_a_patient_the_ehr_lacks_is_refused(http, ehr_stack, ehr):
+    admin = ehr_stack.token("ada", Role.ADMIN)
+    known = ehr.patient().split("/")[1]
+    order = service_request(f"api-{uuid.uuid4().hex[:8]}", known, "Consult", CARDIOLOGY)
+    opened = http.post("/api/v1/referrals", json=order, headers=admin)
+    assert opened.status_code == 201, opened.text
+    assert opened.json()["references"] == {} and not opened.json()["closed"]
+
+    stranger = service_request(f"api-{uuid.uuid4().hex[:8]}", "nobody", "Consult", CARDIOLOGY)
+    refused = http.post("/api/v1/referrals", json=stranger, headers=admin)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["msg"] == "Patient/nobody does not exist in the EHR"
