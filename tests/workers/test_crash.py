@@ -36,7 +36,8 @@ async def test_sigkilled_worker_loses_nothing(temporal_address, tmp_path):
         sr = service_request(
             f"crash-{uuid.uuid4().hex[:8]}", "p-crash", "Cardiology consult", CARDIOLOGY
         )
-        order = referral_input(parse_service_request(sr), Settings())
+        # A crash test, not an EHR one: the case is not linked to an EHR.
+        order = referral_input(parse_service_request(sr), Settings(ehr_verification=False))
         opened = await open_referral(client, order, task_queue)
         handle = client.get_workflow_handle(opened.case.case_id)
         claimed = await handle.execute_update(ReferralWorkflow.assign, Assign(actor=CORA))
