@@ -155,6 +155,7 @@ class IntakeActivities:
             if kind == "ServiceRequest" and search.categories:
                 params["category"] = ",".join(search.categories)
             found += await self.fhir.search(kind, params)
+            activity.heartbeat()  # a long search is progress, not a stuck activity
         found = [r for r in found if _version(r) not in search.taken_at_since]
         found.sort(key=_last_updated)
         until = max(map(_last_updated, found), default=search.since)
