@@ -5,6 +5,8 @@
 //   EHR_PORT=8103 EHR_DATA_DIR=.data/ehr node server.mjs
 //
 // Base URL: http://127.0.0.1:<port>/fhir/R4. Synthetic data only; no authentication.
+// Limits of a sandbox: transaction bundles are processed entry by entry (not rolled back when
+// one fails), and the write log grows until .data is cleared.
 
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
