@@ -1,0 +1,43 @@
+"""Synthetic orders for the benchmark's cases (made-up ids, no patient data)."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+
+from api.cases import open_referral
+from api.orders import parse_service_request, referral_input
+from workers.demo import CARDIOLOGY, IMAGING, service_request
+from workers.settings import Settings
+
+
+def order(run: str, index: int) -> dict:
+    """Three in four go to cardiology (the team the action benchmark acts as); the rest vary
+    team, priority and location so queue filters have something to filter out."""
+    cardiology = index % 4 != 3
+    return service_request(
+        f"{run}-{index:06d}",
+        f"bench-p{index}",
+        "Cardiology consult" if cardiology else "MRI lumbar spine",
+        CARDIOLOGY if cardiology else IMAGING,
+        priority="urgent" if index % 5 == 0 else "routine",
+        location="north-clinic" if index % 3 == 0 else "main-clinic",
+    )
+
+
+def is_cardiology(index: int) -> bool:
+    return index % 4 != 3
+
+
+def case_id(run: str, index: int) -> str:
+    return f"referral-{run}-{index:06d}"
+
+
+async def open_direct(client: Client, settings: Settings, run: str, index: int) -> None:
+    """Open a case as the API does, minus HTTP: the same input and the same update-with-start."""
+    opened = await open_referral(
+        client,
+        referral_input(parse_service_request(order(run, index)), settings),
+        settings.temporal_task_queue,
+    )
+    if not opened.created:
+        raise RuntimeError(f"{case_id(run, index)} already existed")
