@@ -1,4 +1,8 @@
-"""Dependencies as Annotated aliases: the Temporal client, settings, the database, the caller."""
+"""Dependencies as Annotated aliases: the Temporal client, settings, the database, the caller.
+
+All are `async def` although none awaits: FastAPI runs a plain `def` dependency in its thread
+pool, a hop that costs more than the work, and whatever it binds for logging would not stay
+bound for the rest of the request."""
 
 from __future__ import annotations
 
@@ -17,15 +21,15 @@ from workflows.care.models import Actor, Role
 bearer = HTTPBearer(auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_temporal(request: Request) -> Client:
+async def get_temporal(request: Request) -> Client:
     return request.app.state.temporal
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
@@ -34,7 +38,7 @@ TemporalDep = Annotated[Client, Depends(get_temporal)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def current_user(
+async def current_user(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Actor:
@@ -60,7 +64,7 @@ CurrentUser = Annotated[Actor, Depends(current_user)]
 
 
 def require_role(*roles: Role):
-    def check(actor: CurrentUser) -> Actor:
+    async def check(actor: CurrentUser) -> Actor:
         if actor.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise HTTPException(

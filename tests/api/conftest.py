@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ class Stack:
     settings: Settings
     task_queue: str
     database_url: str = ""
+    api_log: Path | None = None
 
     def token(self, user: str, role: Role, team: str | None = None) -> dict[str, str]:
         return {
@@ -56,6 +58,7 @@ def stack(temporal_address, tmp_path_factory) -> Iterator[Stack]:
             Settings(jwt_secret=SECRET, environment="test"),
             task_queue,
             env["DATABASE_URL"],
+            home / "api.log",
         )
     finally:
         dev.stop(api, worker)

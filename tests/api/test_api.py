@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,43 @@ def in_days(days: int) -> str:
 def test_health_and_docs(http):
     assert http.get("/healthz").json() == {"status": "ok", "temporal": "ok"}
     assert "/api/v1/referrals" in http.get("/openapi.json").json()["paths"]
+
+
+def test_each_request_is_logged_once_with_its_id_its_case_and_its_caller(http, stack, cora):
+    order = new_order()
+    order["subject"]["display"] = "Jane Q Doe"
+    opened = http.post("/api/v1/referrals", json=order, headers={**cora, "x-request-id": "desk-42"})
+    assert opened.headers["x-request-id"] == "desk-42"
+    case_id = opened.json()["case_id"]
+    noted = http.post(
+        f"/api/v1/cases/{case_id}/actions/add-note",
+        json={"text": "Patient prefers mornings"},
+        headers={**cora, "x-request-id": "<script> id=1"},
+    )
+    request_id = noted.headers["x-request-id"]
+    assert request_id != "<script> id=1" and len(request_id) == 32
+
+    def logged():
+        lines = [json.loads(line) for line in stack.api_log.read_text().splitlines() if "{" in line]
+        mine = [line for line in lines if line.get("request_id") == request_id]
+        return mine if any(line["event"] == "request" for line in mine) else None
+
+    request = [line for line in eventually(logged) if line["event"] == "request"]
+    assert len(request) == 1
+    assert request[0] | {"ms": 0} == request[0] | {
+        "method": "POST",
+        "path": f"/api/v1/cases/{case_id}/actions/add-note",
+        "status": 200,
+        "case_id": case_id,
+        "action": "add-note",
+        "user_id": "cora",
+        "ms": 0,
+    }
+    text = stack.api_log.read_text()
+    assert "Jane Q Doe" not in text and "mornings" not in text
+    # The web UI's pages carry its security headers; the JSON API does not need them.
+    assert "default-src 'self'" in http.get("/signin").headers["content-security-policy"]
+    assert "content-security-policy" not in noted.headers
 
 
 def test_tokens_are_required_and_roles_enforced(http, stack, audrey, ian):
