@@ -45,12 +45,19 @@ class ChainReport(BaseModel):
     first_broken_seq: int | None = None
     problem: str | None = None
     temporal_checked: bool = False
+    pending: int = 0  # the case's newest events, accepted but not yet in the ledger
 
 
 def verify_chain(
-    case_id: str, trail: list[AuditEvent], timeline: list[TimelineEvent] | None
+    case_id: str,
+    trail: list[AuditEvent],
+    timeline: list[TimelineEvent] | None,
+    pending: int = 0,
 ) -> ChainReport:
-    """Recompute every hash; with the Temporal timeline at hand, cross-check each entry with it."""
+    """Recompute every hash; with the Temporal timeline at hand, cross-check each entry with it.
+
+    `pending`: the timeline's newest events that the case had not yet written to the ledger when
+    it was asked (read the timeline first, then the ledger, so nothing written between counts)."""
 
     def broken(seq: int, problem: str) -> ChainReport:
         return ChainReport(
@@ -60,6 +67,7 @@ def verify_chain(
             first_broken_seq=seq,
             problem=problem,
             temporal_checked=timeline is not None,
+            pending=pending,
         )
 
     previous = GENESIS
@@ -73,7 +81,7 @@ def verify_chain(
             return broken(event.seq, "its content does not match its hash (edited)")
         previous = event.hash
     if timeline is not None:
-        if len(timeline) > len(trail) + 1:  # the newest event may still be on its way
+        if len(timeline) > len(trail) + pending:
             return broken(
                 len(trail) + 1, f"Temporal has {len(timeline)} events, the ledger {len(trail)}"
             )
@@ -86,7 +94,11 @@ def verify_chain(
             ):
                 return broken(event.seq, "differs from the workflow's own history")
     return ChainReport(
-        case_id=case_id, intact=True, entries=len(trail), temporal_checked=timeline is not None
+        case_id=case_id,
+        intact=True,
+        entries=len(trail),
+        temporal_checked=timeline is not None,
+        pending=max(0, len(timeline) - len(trail)) if timeline is not None else 0,
     )
 
 

@@ -22,6 +22,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.errors import problems
 from workflows.care import errors, search
 from workflows.care.models import SYSTEM, Actor, CaseDetail, Role
 from workflows.referral import models as referral
@@ -118,10 +119,7 @@ async def act(
     except ValidationError as err:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                for e in err.errors(include_input=False, include_url=False)
-            ],
+            problems(err),
         ) from None
     try:
         return await client.get_workflow_handle(case_id).execute_update(

@@ -8,6 +8,7 @@ from typing import Any
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
+from api.errors import problems
 from workers.settings import Settings
 from workflows.care.models import OrderSummary
 from workflows.referral.models import Priority, ReferralInput
@@ -36,12 +37,7 @@ def parse_service_request(body: Any) -> ServiceRequest:
         return ServiceRequest.model_validate(body)
     except ValidationError as err:
         # Never echo the input: it may carry PHI.
-        raise InvalidOrder(
-            [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                for e in err.errors(include_input=False, include_url=False)
-            ]
-        ) from None
+        raise InvalidOrder(problems(err)) from None
 
 
 def case_id_for(order: ServiceRequest) -> str:

@@ -14,6 +14,7 @@ import httpx
 import jwt
 from temporalio.exceptions import ApplicationError
 
+from activities.fhir.failures import unavailable
 from workers.settings import Settings
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -100,13 +101,9 @@ class SmartBackendAuth:
         try:
             response = await http.post(self.token_url, data=form)
         except httpx.HTTPError as err:
-            raise ApplicationError(
-                f"EHR token endpoint unreachable: {type(err).__name__}", type="FhirUnavailable"
-            ) from None
+            raise unavailable(f"EHR token endpoint unreachable: {type(err).__name__}") from None
         if response.status_code >= 500 or response.status_code == 429:
-            raise ApplicationError(
-                f"EHR token endpoint answered {response.status_code}", type="FhirUnavailable"
-            )
+            raise unavailable(f"EHR token endpoint answered {response.status_code}")
         if response.status_code != 200:
             # A refused client is a configuration problem: retrying will not fix it.
             raise ApplicationError(

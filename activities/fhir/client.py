@@ -22,6 +22,13 @@ from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
 from activities.fhir.auth import Auth, NoAuth, make_auth
+from activities.fhir.failures import (
+    INVALID_RESOURCE,
+    NOT_FOUND,
+    REJECTED,
+    VERSION_CONFLICT,
+    unavailable,
+)
 from workers.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -30,12 +37,6 @@ FHIR_JSON = "application/fhir+json"
 MAX_MESSAGE = 300  # a failure message lands in workflow history: keep one bad answer small
 MAX_PAGES = 50
 MAX_RETRY_AFTER = timedelta(minutes=30)
-
-UNAVAILABLE = "FhirUnavailable"  # retryable: the EHR is down, slow or throttling
-NOT_FOUND = "FhirNotFound"
-VERSION_CONFLICT = "FhirVersionConflict"  # 412: someone else changed the resource first
-REJECTED = "FhirRequestRejected"  # any other 4xx
-INVALID_RESOURCE = "FhirInvalidResource"  # the server sent something that is not valid R4
 
 
 def cap(text: str, limit: int = MAX_MESSAGE) -> str:
@@ -203,11 +204,7 @@ class FhirClient:
         self, method: str, resource_type: str, why: str, delay: timedelta | None = None
     ) -> ApplicationError:
         log.warning("fhir_unavailable", method=method, resource_type=resource_type, why=why)
-        return ApplicationError(
-            f"EHR unavailable ({method} {resource_type}: {why})",
-            type=UNAVAILABLE,
-            next_retry_delay=delay,
-        )
+        return unavailable(f"EHR unavailable ({method} {resource_type}: {why})", delay)
 
     def _failure(
         self, method: str, resource_type: str, response: httpx.Response

@@ -21,7 +21,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.fhir.client import NOT_FOUND, FhirClient, parse
+from activities.fhir.client import FhirClient, parse
+from activities.fhir.failures import NOT_FOUND
 from activities.fhir.models import AppointmentCheck, DocumentsCheck, ReportCheck, Verdict
 from workflows.care.models import Evidence
 

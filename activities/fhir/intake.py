@@ -19,7 +19,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.fhir.client import NOT_FOUND, FhirClient
+from activities.fhir.client import FhirClient
+from activities.fhir.failures import NOT_FOUND
 from activities.fhir.models import EhrEvent
 from api.orders import InvalidOrder, parse_service_request, referral_input
 from workers.settings import Settings

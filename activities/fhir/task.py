@@ -19,7 +19,8 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.fhir.client import UNAVAILABLE, VERSION_CONFLICT, FhirClient
+from activities.fhir.client import FhirClient
+from activities.fhir.failures import VERSION_CONFLICT, unavailable
 from activities.fhir.models import TaskMirror, TaskWritten
 
 log = structlog.get_logger(__name__)
@@ -103,7 +104,7 @@ class TaskActivities:
                 log.info("task_edited_concurrently", case_id=mirror.case_id, attempt=attempt + 1)
                 current = await self.fhir.read("Task", current["id"])
         # Still racing after several merges: let Temporal retry the whole write a little later.
-        raise ApplicationError("The EHR's Task keeps changing; retrying", type=UNAVAILABLE)
+        raise unavailable("The EHR's Task keeps changing; retrying")
 
 
 def _version(resource: dict[str, Any]) -> str | None:

@@ -42,12 +42,14 @@ async def verify_case_chain(
     case_id: CaseId, actor: CurrentUser, engine: EngineDep, client: TemporalDep
 ) -> audit.ChainReport:
     """Recompute the hash chain; while Temporal still holds the case, cross-check with it."""
-    trail = readable_trail(engine, case_id, actor, "verify")
     try:
-        timeline = (await cases.query_case(client, case_id)).timeline
+        case = await cases.query_case(client, case_id)
     except (HTTPException, RPCError):
-        timeline = None  # closed and past Temporal's retention: the ledger stands alone
-    return audit.verify_chain(case_id, trail, timeline)
+        case = None  # closed and past Temporal's retention: the ledger stands alone
+    trail = readable_trail(engine, case_id, actor, "verify")
+    if case is None:
+        return audit.verify_chain(case_id, trail, None)
+    return audit.verify_chain(case_id, trail, case.timeline, case.ledger_pending)
 
 
 @router.get("/cases/{case_id}/proof")

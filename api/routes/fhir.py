@@ -19,9 +19,11 @@ from fhir.resources.R4B.bundle import Bundle
 from pydantic import BaseModel, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.fhir.client import NOT_FOUND, FhirClient
+from activities.fhir.client import FhirClient
+from activities.fhir.failures import NOT_FOUND
 from activities.fhir.intake import OrderIntake, Taken
 from api.deps import SettingsDep, TemporalDep
+from api.errors import problems
 from workers.settings import DEV_NOTIFICATION_TOKEN
 
 router = APIRouter(prefix="/api/v1/fhir", tags=["fhir"])
@@ -103,10 +105,7 @@ def referenced(body: Any) -> list[tuple[str, str]]:
         except ValidationError as err:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
-                [
-                    {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                    for e in err.errors(include_input=False, include_url=False)
-                ],
+                problems(err),
             ) from None
         names = []
         for entry in bundle.entry or []:

@@ -145,7 +145,8 @@ async def case_page(
     audit.record_access(engine, actor, case_id, "detail", request_id)
     chain = None
     if actor.role in (Role.AUDITOR, Role.ADMIN):
-        chain = audit.verify_chain(case_id, audit.case_trail(engine, case_id), case.timeline)
+        trail = audit.case_trail(engine, case_id)
+        chain = audit.verify_chain(case_id, trail, case.timeline, case.ledger_pending)
         audit.record_access(engine, actor, case_id, "verify", request_id)
     return page(request, "case.html", _case_context(case, actor, chain=chain), actor=actor)
 

@@ -11,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from activities.ledger.append import append_entries
 from activities.ledger.tables import CaseSummary, LedgerRow
 from api.audit import case_trail, verify_chain
-from tests.workflows.referral_kit import COORDINATOR, open_referral, running
+from tests.workflows.referral_kit import COORDINATOR, ledger_written, open_referral, running
 from workflows.care.models import LedgerEntry
 from workflows.referral.models import Assign, MarkCompleted, MarkScheduled
 from workflows.referral.workflow import ReferralWorkflow
@@ -52,6 +52,32 @@ async def test_every_event_reaches_the_ledger_in_order(time_skipping, client, en
         summary = session.get(CaseSummary, done.case_id)
     assert summary.completed and summary.closed_stage == "completed"
     assert summary.first_scheduled_at is not None and summary.evidence_on_file
+
+
+async def test_an_action_answers_first_and_its_entries_follow(
+    time_skipping, client, engine, task_queue
+):
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        claimed = await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        # The reply did not wait for the ledger: it says what is still on its way.
+        assert [e.kind for e in claimed.timeline[-claimed.ledger_pending :]] == [
+            "assigned",
+            "stage_changed",
+        ]
+        report = verify_chain(
+            claimed.case_id,
+            case_trail(engine, claimed.case_id),
+            claimed.timeline,
+            claimed.ledger_pending,
+        )
+        assert report.intact and report.temporal_checked
+        detail = await ledger_written(handle)
+        trail = case_trail(engine, detail.case_id)
+        assert [e.kind for e in trail] == [e.kind.value for e in detail.timeline]
+        # Without the pending count, a ledger that lags looks broken: the count is what tells.
+        behind = verify_chain(detail.case_id, trail[:-2], detail.timeline)
+        assert not behind.intact and behind.first_broken_seq == len(trail) - 1
 
 
 async def test_appending_again_changes_nothing(time_skipping, client, engine, task_queue):

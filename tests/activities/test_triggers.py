@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from activities.staff import StaffNoticeRecord
 from activities.triggers import states
 from api.audit import case_trail, verify_chain
-from tests.workflows.referral_kit import COORDINATOR, open_referral, running
+from tests.workflows.referral_kit import COORDINATOR, ledger_written, open_referral, running
 from workflows.referral.models import Assign
 from workflows.referral.workflow import ReferralWorkflow
 from workflows.triggers.models import Evaluation, TriggerRule
@@ -49,6 +49,7 @@ async def test_alerts_raise_and_clear(time_skipping, client, engine, task_queue)
 
         for case in cases:
             await case.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+            await ledger_written(case)
         cleared = await evaluate(time_skipping, task_queue)
         assert [(c.rule, c.value, c.raised) for c in cleared.changes] == [
             ("unowned-backlog", 0.0, False)

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.fhir import client as fhir
-from activities.fhir.client import FhirClient, parse
+from activities.fhir import failures as fhir
+from activities.fhir.client import MAX_MESSAGE, FhirClient, parse
 from workers import dev
 
 
@@ -57,7 +57,7 @@ async def test_client_errors_are_not_retryable_and_carry_the_outcome_text(ehr: F
         await ehr.create({"resourceType": "ServiceRequest", "status": "active"})
     assert refused.value.type == fhir.REJECTED and refused.value.non_retryable
     assert "HTTP 400" in refused.value.message and "ServiceRequest.intent" in refused.value.message
-    assert len(refused.value.message) <= fhir.MAX_MESSAGE
+    assert len(refused.value.message) <= MAX_MESSAGE
 
     with pytest.raises(ApplicationError) as missing:
         await ehr.read("Appointment", "does-not-exist")

@@ -4,6 +4,7 @@ keeps retrying, nothing is lost, and the case catches up when the EHR is back.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +22,7 @@ from workflows.referral.workflow import ReferralWorkflow
 from .records import Ehr
 
 
-async def test_verification_waits_out_an_outage(temporal_address, tmp_path, engine):
+async def test_verification_waits_out_an_outage(temporal_address, tmp_path, engine, caplog):
     port = dev.free_port()
     start = lambda: ehr_sandbox.start_ehr_sandbox(port, tmp_path / "ehr", tmp_path / "ehr.log")  # noqa: E731
     sandbox = start()
@@ -79,6 +80,15 @@ async def test_verification_waits_out_an_outage(temporal_address, tmp_path, engi
                 task = ehr.read(detail.references["task"])
             assert task["status"] == "in-progress"
             await handle.terminate("test finished")
+        # Each failed attempt is one line from the FHIR client, not a traceback from the worker.
+        tracebacks = [
+            record.getMessage()
+            for record in caplog.records
+            if record.name.startswith("temporalio")
+            and record.exc_info
+            and record.levelno >= logging.WARNING
+        ]
+        assert tracebacks == []
     finally:
         await fhir.aclose()
         dev.stop(sandbox)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -30,6 +31,12 @@ async def open_case(stack: Stack, category: dict | None = None, claim_as: str | 
                 f"/api/v1/cases/{case_id}/actions/assign", json={"owner": claim_as}, headers=admin
             )
             answer.raise_for_status()
+            # The claim answers before its ledger entries are stored; wait for them.
+            for _ in range(100):
+                detail = await http.get(f"/api/v1/cases/{case_id}", headers=admin)
+                if detail.json()["ledger_pending"] == 0:
+                    break
+                await asyncio.sleep(0.05)
     return case_id
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from contextlib import asynccontextmanager, suppress
 from datetime import date
@@ -11,7 +12,7 @@ from temporalio.service import RPCError
 
 from workers.worker import build_worker
 from workflows.care.calendar import BusinessCalendar
-from workflows.care.models import Actor, OrderSummary, Role
+from workflows.care.models import Actor, CaseDetail, OrderSummary, Role
 from workflows.referral.models import Priority, ReferralInput
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -46,15 +47,30 @@ _opened: dict[str, list[WorkflowHandle]] = {}
 
 @asynccontextmanager
 async def running(client: Client, engine, task_queue: str):
-    """A worker for one test. Cases the test leaves open are terminated afterwards: their timers
-    would otherwise hold back the time-skipping server for the tests that follow."""
+    """A worker for one test. Its cases first finish writing their ledger (an action's entries
+    follow its reply), then those left open are terminated: their timers, or a workflow task cut
+    off by the worker's shutdown, would otherwise hold back the time-skipping server for the
+    tests that follow."""
     try:
         async with build_worker(client, engine, task_queue=task_queue):
             yield
+            for handle in _opened.get(task_queue, []):
+                with suppress(RPCError):
+                    await ledger_written(handle)
     finally:
         for handle in _opened.pop(task_queue, []):
             with suppress(RPCError):
                 await handle.terminate("test finished")
+
+
+async def ledger_written(handle: WorkflowHandle) -> CaseDetail:
+    """An action answers before its ledger entries are stored: wait until they are."""
+    for _ in range(200):
+        detail = await handle.query(ReferralWorkflow.detail)
+        if detail.ledger_pending == 0:
+            return detail
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{detail.ledger_pending} ledger entries still unwritten")
 
 
 async def open_referral(

@@ -111,6 +111,7 @@ class Case:
             references=dict(self.references),
             moments=dict(self.moments),
             timeline=list(self.timeline),
+            ledger_pending=self.trail.pending,
         )
 
     def outcome(self) -> CaseOutcome:

@@ -136,6 +136,7 @@ class CaseDetail(BaseModel):
     moments: dict[str, datetime] = Field(default_factory=dict)
     timeline: list[TimelineEvent] = Field(default_factory=list)
     created: bool = False  # true only in the answer to the request that opened the case
+    ledger_pending: int = 0  # timeline events the audit ledger has yet to store
 
 
 class CaseOutcome(BaseModel):

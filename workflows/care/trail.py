@@ -2,6 +2,12 @@
 
 A background task in the workflow writes pending entries with a local activity; the ledger
 stores each (case, seq) once, so activity retries and replays never duplicate or reorder.
+
+A local activity holds the workflow task open until it is done, and with it the reply to an
+update. So entries a care-team action records are written just after its reply, not before it:
+the action answers as fast as the workflow accepts it, and its entries follow a few milliseconds
+later (the case's detail counts them as `ledger_pending` meanwhile). Opening a case is the
+exception: its entries are written at once, in the one workflow task that opens it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ with workflow.unsafe.imports_passed_through():
 
 # Cases started before the ledger existed replay without it.
 LEDGER_PATCH = "audit-ledger"
+# Cases started before replies went first write every entry before the reply.
+REPLY_FIRST_PATCH = "ledger-after-reply"
+OPENING_UPDATE = "open_case"  # the kit's name for the update that opens a case
+REPLY_FIRST_DELAY = timedelta(milliseconds=1)  # a timer, only to end the workflow task first
 LEDGER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
@@ -32,7 +42,13 @@ class AuditTrail:
         self.last_hash = GENESIS
         self.unsent: list[LedgerEntry] = []
         self.writing = False
+        self.after_reply = False
         self.task: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Entries recorded but not yet stored in the ledger."""
+        return len(self.unsent)
 
     def add(
         self,
@@ -68,6 +84,9 @@ class AuditTrail:
         entry.hash = link(entry.prev_hash, entry.content())
         self.last_hash = entry.hash
         self.unsent.append(entry)
+        update = workflow.current_update_info()
+        if update is not None and update.name != OPENING_UPDATE:
+            self.after_reply = True
 
     def start(self) -> None:
         """Start writing in the background; call once from the workflow's run."""
@@ -85,6 +104,9 @@ class AuditTrail:
                 self.unsent.clear()
                 continue
             self.writing = True
+            if self.after_reply and workflow.patched(REPLY_FIRST_PATCH):
+                await workflow.sleep(REPLY_FIRST_DELAY)
+            self.after_reply = False
             batch = list(self.unsent)
             await workflow.execute_local_activity_method(
                 LedgerActivities.append,
