@@ -1,6 +1,7 @@
 """Metrics over a large ledger: 1,000,000 events for 100,000 cases, on SQLite, in one run.
 
-`python -m bench.ledger_metrics [--cases N]`. The ledger and its per-case summary are filled with
+Part of `python -m bench` (`--ledger-cases`), or alone: `python -m bench.ledger_metrics
+[--cases N] [--db PATH]`. The ledger and its per-case summary are filled with
 synthetic cases (about ten events each); hashes are placeholders, as metrics never read them.
 The baseline, in the same database, is the least any metric costs: one GROUP BY team over the
 per-case summary.
@@ -14,6 +15,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from sqlalchemy import func, insert, select
 
 from activities.ledger.metrics import MetricsQuery, compute
 from activities.ledger.tables import CaseSummary, LedgerRow
+from bench.report import Report, Row
 from workers.database import make_engine
 
 TEAMS = ["cardiology", "imaging", "neurology", "oncology", "orthopedics"]
@@ -137,6 +140,74 @@ def timed(action, runs: int) -> list[float]:
     return samples
 
 
+QUERIES = {
+    "all cases, by team": lambda now: MetricsQuery(group_by=["team"]),
+    "by case type and week": lambda now: MetricsQuery(group_by=["case_type", "week"]),
+    "one team, last 90 days": lambda now: MetricsQuery(
+        team="cardiology", since=now - timedelta(days=90)
+    ),
+    "by team and location": lambda now: MetricsQuery(group_by=["team", "location"]),
+}
+
+
+@dataclass
+class LedgerTimes:
+    events: int
+    cases: int
+    fill_seconds: float
+    baseline: list[float]  # ms per run of the least any metric costs
+    queries: dict[str, list[float]]  # ms per run of each metrics request
+
+
+def measure(cases: int, runs: int, path: Path) -> LedgerTimes:
+    """Fill a ledger at `path` (or reuse the one there) and time the metrics over it."""
+    reuse = path.exists()
+    engine = make_engine(f"sqlite:///{path}")
+    started = time.perf_counter()
+    if reuse:
+        with engine.connect() as connection:
+            events = connection.execute(select(func.count()).select_from(LedgerRow)).one()[0]
+            cases = connection.execute(select(func.count()).select_from(CaseSummary)).one()[0]
+    else:
+        events = synthesize(engine, cases)
+    fill_seconds = time.perf_counter() - started
+    now = START + timedelta(days=320)
+    with engine.connect() as connection:
+
+        def count_by_team() -> None:
+            connection.execute(
+                select(CaseSummary.team, func.count()).group_by(CaseSummary.team)
+            ).all()
+
+        baseline = timed(count_by_team, runs)
+    queries = {
+        name: timed(lambda q=query(now): compute(engine, q, now=now), runs)
+        for name, query in QUERIES.items()
+    }
+    engine.dispose()
+    return LedgerTimes(events, cases, fill_seconds, baseline, queries)
+
+
+def rows(times: LedgerTimes) -> list[Row]:
+    """Each request's median and the slowest run of all against the 500 ms target, with the
+    ratio to the baseline measured on the same database."""
+    base = statistics.median(times.baseline)
+    result = [
+        Row("(f) ledger size", times.events, "events"),
+        Row("(f) ledger size", times.cases, "cases"),
+        Row("(f) baseline: cases by team, median", base, "ms"),
+    ]
+    for name, samples in times.queries.items():
+        result.append(Row(f"(f) metrics {name}, median", statistics.median(samples), "ms"))
+    slowest = max(max(samples) for samples in times.queries.values())
+    slowest_median = max(statistics.median(samples) for samples in times.queries.values())
+    result += [
+        Row("(f) metrics, slowest run of all", slowest, "ms", ("<=", 500.0)),
+        Row("(f) ratio slowest median/baseline median", slowest_median / base, "x"),
+    ]
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000)
@@ -144,51 +215,13 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="keep the ledger in this file and reuse it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        path = args.db or Path(folder) / "ledger.db"
-        reuse = path.exists()
-        engine = make_engine(f"sqlite:///{path}")
-        started = time.perf_counter()
-        if reuse:
-            with engine.connect() as connection:
-                events = connection.execute(select(func.count()).select_from(LedgerRow)).one()[0]
-        else:
-            events = synthesize(engine, args.cases)
-        print(
-            f"ledger: {events:,} events for {args.cases:,} cases "
-            f"(written in {time.perf_counter() - started:.0f} s)"
-        )
-        now = START + timedelta(days=320)
-        with engine.connect() as connection:
-
-            def count_by_team() -> None:
-                connection.execute(
-                    select(CaseSummary.team, func.count()).group_by(CaseSummary.team)
-                ).all()
-
-            baseline = timed(count_by_team, args.runs)
-        queries = {
-            "all cases, by team": MetricsQuery(group_by=["team"]),
-            "by case type and week": MetricsQuery(group_by=["case_type", "week"]),
-            "one team, last 90 days": MetricsQuery(
-                team="cardiology", since=now - timedelta(days=90)
-            ),
-            "by team and location": MetricsQuery(group_by=["team", "location"]),
-        }
-        base_median = statistics.median(baseline)
-        print(f"{'measure':32} {'median ms':>10} {'max ms':>8} {'x baseline':>11}")
-        print(f"{'baseline: cases by team':32} {base_median:10.1f} {max(baseline):8.1f} {1:11.2f}")
-        worst = 0.0
-        for name, query in queries.items():
-            samples = timed(lambda q=query: compute(engine, q, now=now), args.runs)
-            worst = max(worst, max(samples))
-            print(
-                f"{'metrics: ' + name:32} {statistics.median(samples):10.1f} "
-                f"{max(samples):8.1f} {statistics.median(samples) / base_median:11.2f}"
-            )
-        print(
-            f"target: metrics <= 500 ms -> {'PASS' if worst <= 500 else 'MISS'} "
-            f"(slowest run {worst:.0f} ms)"
-        )
+        times = measure(args.cases, args.runs, args.db or Path(folder) / "ledger.db")
+    report = Report(
+        f"Followthrough ledger metrics: {times.events:,} events for {times.cases:,} cases "
+        f"(ledger written in {times.fill_seconds:.0f} s)"
+    )
+    report.add(*rows(times))
+    print(report.render())
 
 
 if __name__ == "__main__":

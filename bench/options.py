@@ -17,6 +17,7 @@ class Options:
     queue_requests: int
     concurrency: int
     fill_concurrency: int
+    ledger_cases: int
     keep: bool
 
     @property
@@ -41,12 +42,19 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--queue-requests", type=int, default=200, help="queue pages for (d)")
     parser.add_argument("--concurrency", type=int, default=16, help="clients for (a) and (b)")
     parser.add_argument("--fill-concurrency", type=int, default=32)
+    parser.add_argument(
+        "--ledger-cases",
+        type=int,
+        default=100_000,
+        help="cases (about ten ledger events each) for the metrics measure (f); 0 skips it",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir with the logs")
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.cases, args.api_cases, args.baseline_n = 300, 150, 100
         args.actions, args.queue_requests = 60, 50
+        args.ledger_cases = min(args.ledger_cases, 5_000)
     warmup = 2 * args.concurrency
     if args.cases < warmup + 1:
         parser.error(f"--cases must be more than {warmup} (the warm-up cases)")
@@ -59,6 +67,7 @@ def parse(argv: list[str] | None) -> Options:
         queue_requests=args.queue_requests,
         concurrency=args.concurrency,
         fill_concurrency=args.fill_concurrency,
+        ledger_cases=args.ledger_cases,
         keep=args.keep,
     )
     return options

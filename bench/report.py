@@ -29,7 +29,8 @@ class Row:
 
     def cells(self) -> list[str]:
         target = f"{self.target[0]} {self.target[1]:g} {self.unit}".strip() if self.target else ""
-        return [self.label, f"{self.value:,.2f} {self.unit}".strip(), target, self.verdict]
+        value = f"{self.value:,}" if isinstance(self.value, int) else f"{self.value:,.2f}"
+        return [self.label, f"{value} {self.unit}".strip(), target, self.verdict]
 
 
 @dataclass

@@ -12,7 +12,7 @@ import httpx
 from temporalio.client import Client
 
 from api.auth import mint_token
-from bench import scenarios
+from bench import ledger_metrics, scenarios
 from bench.cpu import CpuMeter, CpuSplit
 from bench.measure import percentile
 from bench.options import Options
@@ -24,9 +24,9 @@ from workers.settings import Settings
 from workflows.care.models import Role
 
 MB = 1024 * 1024
-# Actions are measured on cases this recent, which the worker still caches (1000 by default), so
+# Actions are measured on cases this recent, which the worker still caches (500 by default), so
 # they compare with the raw update on a cached workflow; the cold figure is measured separately.
-WARM_CASES = 500
+WARM_CASES = 250
 # Above this share of the machine taken by other processes, a phase's figures are not clean.
 BUSY_MACHINE = 0.10
 
@@ -90,6 +90,14 @@ async def run(options: Options, stack: Stack, say: Say) -> Report:
         finally:
             sampler.cancel()
         report.add(Row("(e) worker RSS, peak sampled over the run", peak.peak / MB, "MB"))
+    stack.stop(api, worker, server)
+
+    if options.ledger_cases:
+        say(f"(f) metrics over a ledger of {options.ledger_cases:,} cases (filled first)")
+        times = await asyncio.to_thread(
+            ledger_metrics.measure, options.ledger_cases, 10, stack.home / "ledger.db"
+        )
+        report.add(*ledger_metrics.rows(times))
     return report
 
 

@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     # variables are read by Temporal's own environment configuration (see workers/client.py).
     temporal_task_queue: str = "followthrough"
     temporal_ui_port: int = 8233
-    max_cached_workflows: int = 1000
+    # Cases the worker keeps in memory (about 0.17 MB each, beyond its ~170 MB); any other case is
+    # replayed from its history on its next event, a few milliseconds more for that event.
+    max_cached_workflows: int = 500
     # Where the worker serves Temporal SDK metrics for Prometheus, e.g. 127.0.0.1:9464.
     worker_metrics_address: str | None = None
 

@@ -27,7 +27,7 @@ def build_worker(
     engine: Engine,
     *,
     task_queue: str,
-    max_cached_workflows: int = 1000,
+    max_cached_workflows: int = 500,
     fhir: FhirClient | None = None,
 ) -> Worker:
     return Worker(
