@@ -34,6 +34,7 @@ ACTIONS: dict[str, tuple[str, type[referral.Action]]] = {
     "mark-scheduled": ("mark_scheduled", referral.MarkScheduled),
     "record-outreach": ("record_outreach", referral.RecordOutreach),
     "mark-completed": ("mark_completed", referral.MarkCompleted),
+    "record-documents": ("record_documents", referral.RecordDocuments),
     "mark-no-show": ("mark_no_show", referral.MarkNoShow),
     "cancel": ("cancel", referral.Cancel),
     "add-note": ("add_note", referral.AddNote),

@@ -58,7 +58,7 @@ async def run(options: Options, stack: Stack, say: Say) -> Report:
     report.add(
         Row("(a) baseline workflows/s, tuned SQLite", tuned.rate, "wf/s"),
         Row("(a) baseline workflows/s, default SQLite", default.rate, "wf/s"),
-        # workers/dev.py justifies its pragmas with ~2.3x; below 1 they would not pay their way.
+        # workers/dev.py justifies its pragmas with about 2x; below 1 they would not pay their way.
         Row("(a) ratio tuned/default", tuned.rate / default.rate, "x", (">", 1.0)),
     )
     _cpu_note(report, "baseline workflow, default SQLite", default.cpu)

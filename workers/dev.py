@@ -23,7 +23,7 @@ from workers.client import connect, register_search_attributes
 from workers.settings import Settings
 
 # Measured on a 2-core machine: WAL with synchronous=normal gives the dev server's SQLite about
-# 2.3x the workflow throughput of its defaults (see the README's figures).
+# twice the workflow throughput of its defaults (see the README's figures).
 SQLITE_PRAGMAS = ["journal_mode=wal", "synchronous=normal", "busy_timeout=5000"]
 
 

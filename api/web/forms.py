@@ -6,6 +6,7 @@ only what the case would accept; the case itself still decides (a stale page get
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from workflows.referral.models import Channel, OutreachOutcome, Stage
 class Field:
     name: str
     label: str
-    kind: str = "text"  # text, textarea, select, datetime
+    kind: str = "text"  # text, textarea, select, datetime, list (comma- or space-separated)
     required: bool = False
     options: tuple[tuple[str, str], ...] = ()
     placeholder: str = ""
@@ -97,6 +98,23 @@ FORMS = (
         ),
     ),
     ActionForm(
+        "record-documents",
+        "record-documents",
+        "Record documents received",
+        "Record documents",
+        None,
+        (
+            Field(
+                "documents",
+                "Document references",
+                "list",
+                True,
+                placeholder="DocumentReference/123, DocumentReference/456",
+                hint="One or more DocumentReference ids, separated by commas",
+            ),
+        ),
+    ),
+    ActionForm(
         "mark-no-show",
         "mark-no-show",
         "Record no-show",
@@ -156,6 +174,8 @@ def action_body(form: ActionForm, values: dict[str, str], settings: Settings) ->
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=ZoneInfo(settings.clinic_timezone))
             body[spec.name] = moment.isoformat()
+        elif spec.kind == "list":
+            body[spec.name] = [item for item in re.split(r"[,\s]+", value) if item]
         else:
             body[spec.name] = value
     return body

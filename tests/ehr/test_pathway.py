@@ -130,6 +130,27 @@ def test_completion_needs_a_report_on_file(http, ehr_stack, ehr, cora):
     assert eventually(lambda: task_of(ehr, http, case_id, cora, "completed"))
 
 
+def test_documents_received_must_be_on_file_current_and_the_patients(http, ehr_stack, ehr, cora):
+    case_id, patient, order = open_from_ehr(http, ehr_stack, ehr)
+    letter = f"DocumentReference/{ehr.document(patient, order)['id']}"
+    stranger = f"DocumentReference/{ehr.document(ehr.patient())['id']}"
+    superseded = f"DocumentReference/{ehr.document(patient, status='superseded')['id']}"
+
+    refused = act(http, case_id, "record-documents", cora, documents=[letter, stranger, superseded])
+    assert refused["counters"]["rework"] == 1 and "documents" not in refused["references"]
+    reason = refused["timeline"][-1]["summary"]
+    assert f"{stranger} is not for this case's patient" in reason
+    assert f"{superseded} is superseded" in reason and letter not in reason.split("Back to")[0]
+
+    received = act(http, case_id, "record-documents", cora, documents=[letter])
+    event = received["timeline"][-1]
+    assert (event["kind"], event["actor"]) == ("documents_received", "cora")
+    [evidence] = event["evidence"]
+    assert evidence["reference"] == letter and len(evidence["sha256"]) == 64
+    assert received["references"]["documents"] == letter
+    assert received["stage"] == "unassigned"  # documents do not move the referral on
+
+
 def test_an_appointment_booked_in_the_ehr_moves_the_case(http, ehr_stack, ehr, cora):
     case_id, patient, order = open_from_ehr(http, ehr_stack, ehr)
     appointment = ehr.appointment(patient, NOW + timedelta(days=6), order)

@@ -79,6 +79,14 @@ async def test_coordinator_claims_schedules_and_sees_the_timeline(stack, sign_in
     # Only what fits the new stage is offered.
     await expect(page.get_by_role("button", name="Mark scheduled")).to_have_count(0)
     await expect(page.get_by_role("button", name="Mark completed")).to_have_count(1)
+
+    await page.get_by_label("Document references").fill(
+        "DocumentReference/ui-1 DocumentReference/ui-2"
+    )
+    await page.get_by_role("button", name="Record documents").click()
+    await expect(page.locator("#timeline li").first).to_contain_text(
+        "Documents on file: DocumentReference/ui-1, DocumentReference/ui-2"
+    )
     await page.screenshot(path=SHOTS / "case.png", full_page=True)
 
 

@@ -22,6 +22,7 @@ from workflows.referral.models import (
     MarkScheduled,
     OpenCase,
     OutreachOutcome,
+    RecordDocuments,
     RecordOutreach,
 )
 from workflows.referral.workflow import ReferralWorkflow
@@ -129,6 +130,38 @@ async def test_unowned_case_escalates(time_skipping, client, engine, task_queue)
         assert detail.stage == "unassigned"
         assert detail.stalled is True
         assert kinds(detail) == [EventKind.OPENED, EventKind.ESCALATED]
+
+
+async def test_documents_received_in_any_open_stage(time_skipping, client, engine, task_queue):
+    letters = ["DocumentReference/d1", "DocumentReference/d2"]
+    async with running(client, engine, task_queue):
+        handle = await open_referral(client, task_queue)
+        received = await handle.execute_update(
+            ReferralWorkflow.record_documents, RecordDocuments(actor=COORDINATOR, documents=letters)
+        )
+        assert received.stage == "unassigned"
+        event = received.timeline[-1]
+        assert event.kind == EventKind.DOCUMENTS_RECEIVED and event.actor == "cora"
+        assert [e.reference for e in event.evidence] == letters
+        assert received.references["documents"] == "DocumentReference/d1, DocumentReference/d2"
+
+        with pytest.raises(ValueError):
+            RecordDocuments(actor=COORDINATOR, documents=["Patient/p1"])
+        refused = await rejected(
+            handle,
+            ReferralWorkflow.record_documents,
+            RecordDocuments(actor=OUTSIDER, documents=letters),
+        )
+        assert refused.type == "Forbidden"
+        await handle.execute_update(
+            ReferralWorkflow.cancel, Cancel(actor=COORDINATOR, reason="Order withdrawn")
+        )
+        closed = await rejected(
+            handle,
+            ReferralWorkflow.record_documents,
+            RecordDocuments(actor=COORDINATOR, documents=letters),
+        )
+        assert "no more actions" in closed.message
 
 
 async def test_holiday_inside_the_window_moves_the_deadline(

@@ -93,6 +93,11 @@ class EhrLink:
         order = self.case.order
         return ReportCheck(order=order.resource, patient=order.patient, report=report)
 
+    def documents_on_file(self, documents: list[str]) -> DocumentsCheck:
+        """The check that each listed DocumentReference is current and the patient's."""
+        order = self.case.order
+        return DocumentsCheck(order=order.resource, patient=order.patient, documents=documents)
+
     async def claim(self, step: Coroutine[Any, Any, None]) -> None:
         """Run a care-team claim; return when it is done or the case shows it waits on the EHR."""
         if not self.enabled:

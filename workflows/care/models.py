@@ -42,6 +42,7 @@ class EventKind(StrEnum):
     REWORK = "rework"
     EXCEPTION_RAISED = "exception_raised"
     EXCEPTION_CLEARED = "exception_cleared"
+    DOCUMENTS_RECEIVED = "documents_received"
 
 
 class Evidence(BaseModel):

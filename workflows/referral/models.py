@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
@@ -134,6 +135,15 @@ class RecordOutreach(Action):
 
 class MarkCompleted(Action):
     report: str = Field(pattern=r"^(DiagnosticReport|DocumentReference)/[A-Za-z0-9\-.]{1,64}$")
+
+
+DOCUMENT = r"^DocumentReference/[A-Za-z0-9\-.]{1,64}$"
+
+
+class RecordDocuments(Action):
+    """Documents the referral needs are on file (the referral packet, outside records)."""
+
+    documents: list[Annotated[str, Field(pattern=DOCUMENT)]] = Field(min_length=1, max_length=20)
 
 
 class MarkNoShow(Action):

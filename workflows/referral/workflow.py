@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         MarkScheduled,
         OpenCase,
         OutreachOutcome,
+        RecordDocuments,
         RecordOutreach,
         ReferralInput,
         Stage,
@@ -248,6 +249,37 @@ class ReferralWorkflow:
     @mark_completed.validator
     def _check_completed(self, action: MarkCompleted) -> None:
         self._check(action.actor, "mark the case completed", Stage.SCHEDULED, Stage.AWAITING_RESULT)
+        self._check_ehr_idle()
+
+    @workflow.update
+    async def record_documents(self, action: RecordDocuments) -> CaseDetail:
+        await self.ehr.claim(self._documents(action))
+        return self.case.detail()
+
+    async def _documents(self, action: RecordDocuments) -> None:
+        listed = ", ".join(action.documents)
+        claimed = [Evidence(reference=document) for document in action.documents]
+        verdict = await self.ehr.verify(
+            self.ehr.documents_on_file(action.documents),
+            unverified=Verdict(verified=True, evidence=claimed),
+        )
+        if self.case.closed:
+            return  # the case ended while the EHR was answering
+        if not verdict.verified:
+            await self.ehr.rework(action.actor, listed, verdict)
+            return
+        self.case.references["documents"] = listed
+        self.case.record(
+            EventKind.DOCUMENTS_RECEIVED,
+            action.actor,
+            f"Documents on file: {listed}",
+            details={"documents": listed},
+            evidence=verdict.evidence,
+        )
+
+    @record_documents.validator
+    def _check_documents(self, action: RecordDocuments) -> None:
+        self._check(action.actor, "record documents received")
         self._check_ehr_idle()
 
     @workflow.update
