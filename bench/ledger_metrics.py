@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from activities.ledger.metrics import MetricsQuery, compute
-from activities.ledger.tables import CaseSummary, LedgerRow
+from activities.ledger.tables import CaseSummary, LedgerRow, iso_week
 from bench.report import Report, Row
 from workers.database import make_engine
 
@@ -95,6 +95,7 @@ def synthesize(engine, cases: int, seed: int = 7) -> int:
                 "location": location,
                 "priority": "routine",
                 "opened_at": opened,
+                "opened_week": iso_week(opened),
                 "first_assigned_at": assigned,
                 "first_scheduled_at": scheduled,
                 "closed_at": closed,

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.ledger.tables import CaseSummary, LedgerRow
+from activities.ledger.tables import CaseSummary, LedgerRow, iso_week
 from workflows.care.models import EventKind, LedgerBatch, LedgerEntry
 from workflows.triggers.models import ALERT_CASE_TYPE
 
@@ -73,6 +73,7 @@ def _summarize(session: Session, entry: LedgerEntry) -> None:
             location=entry.location,
             priority=entry.priority,
             opened_at=entry.at,
+            opened_week=iso_week(entry.at),
         )
     if entry.kind == EventKind.ASSIGNED and summary.first_assigned_at is None:
         summary.first_assigned_at = entry.at

@@ -61,6 +61,8 @@ class CaseSummary(SQLModel, table=True):
     opened_at: datetime = Field(
         sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
     )
+    # The ISO week of opening (UTC), e.g. "2026-W48": metrics group by it without date functions.
+    opened_week: str | None = Field(default=None, max_length=10)
     first_assigned_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True))
     )
@@ -100,3 +102,9 @@ class AccessRow(SQLModel, table=True):
 def as_stored(moment: datetime) -> datetime:
     """A bound for queries: stored timestamps are UTC, and SQLite compares them without offset."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def iso_week(moment: datetime) -> str:
+    """The ISO week a moment falls in, as metrics name weeks: "2026-W48"."""
+    year, week, _ = moment.isocalendar()
+    return f"{year}-W{week:02d}"

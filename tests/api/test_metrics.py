@@ -19,6 +19,7 @@ async def test_metrics_of_a_known_population(time_skipping, client, engine, task
         a, b, c, d = [await open_referral(client, task_queue) for _ in range(4)]
         for handle in (a, b, d):
             await handle.execute_update(W.assign, Assign(actor=COORDINATOR))
+        opened = (await a.query(W.detail)).opened_at
 
         async def schedule(handle, visit_in_days: int, ref: str) -> None:
             visit = await env.get_current_time() + visit_in_days * DAY
@@ -66,6 +67,12 @@ async def test_metrics_of_a_known_population(time_skipping, client, engine, task
         204.0,
     )
     assert team.time_unowned_hours.count == 3 and team.time_unowned_hours.median == 0.0
+
+    # All four opened in the same ISO week, named as the summary names it.
+    (week,) = compute(engine, MetricsQuery(group_by=["week"]), now=now)
+    year, number, _ = opened.isocalendar()
+    assert week.group == {"week": f"{year}-W{number:02d}"}
+    assert (week.cases_opened, week.completed) == (4, 2)
 
     assert compute(engine, MetricsQuery(team="imaging")) == []
     later = compute(engine, MetricsQuery(since=now), now=now)
