@@ -53,10 +53,12 @@ async def running(client: Client, engine, task_queue: str):
     tests that follow."""
     try:
         async with build_worker(client, engine, task_queue=task_queue):
-            yield
-            for handle in _opened.get(task_queue, []):
-                with suppress(RPCError):
-                    await ledger_written(handle)
+            try:
+                yield
+            finally:  # also when the test failed: the tests after it share the server
+                for handle in _opened.get(task_queue, []):
+                    with suppress(RPCError, AssertionError):
+                        await ledger_written(handle)
     finally:
         for handle in _opened.pop(task_queue, []):
             with suppress(RPCError):
