@@ -28,10 +28,6 @@ def test_processes_starting_together_migrate_one_at_a_time(tmp_path):
     with sqlite3.connect(database) as connection:
         [(version,)] = connection.execute("SELECT version_num FROM alembic_version").fetchall()
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    assert (
-        version
-        == sorted(p.name for p in (ROOT / "migrations" / "versions").glob("0*.py"))[-1].split("_")[
-            0
-        ]
-    )
+    newest = max(path.name.split("_")[0] for path in (ROOT / "migrations/versions").glob("0*.py"))
+    assert version == newest
     assert {"ledger_entry", "case_summary", "access_log", "trigger_state"} <= tables
