@@ -11,7 +11,7 @@ from datetime import datetime
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.fhir.models import EhrEvent, Verdict
+    from activities.fhir.models import EhrEvent
     from workflows.care import errors
     from workflows.care.case import Case
     from workflows.care.ehr import EhrLink
@@ -22,9 +22,9 @@ with workflow.unsafe.imports_passed_through():
         CaseDetail,
         CaseOutcome,
         EventKind,
-        Evidence,
         Role,
     )
+    from workflows.referral.claims import Claims
     from workflows.referral.models import (
         CLOSED,
         TASK_STATES,
@@ -48,8 +48,6 @@ UNSUCCESSFUL = {
     OutreachOutcome.LEFT_MESSAGE,
     OutreachOutcome.WRONG_NUMBER,
 }
-ORDER_WITHDRAWN = {"revoked", "entered-in-error"}  # ServiceRequest statuses that end the case
-REPORTS = {"DiagnosticReport", "DocumentReference"}
 
 
 @workflow.defn(name="Referral")
@@ -76,12 +74,13 @@ class ReferralWorkflow:
         )
         self.opened_by_request = False
         self.ehr = EhrLink(self.case, enabled=order.ehr)
+        self.claims = Claims(self.case, self.ehr)
 
     @workflow.run
     async def run(self, order: ReferralInput) -> CaseOutcome:
         case = self.case
         case.keep_trail()
-        self.ehr.start(on_event=self.ehr_event)
+        self.ehr.start(on_event=self.claims.ehr_event)
         while not case.closed:
             if case.stage == Stage.SCHEDULED:
                 if await case.wait_until(case.moments["appointment_at"], Stage.SCHEDULED):
@@ -149,34 +148,8 @@ class ReferralWorkflow:
 
     @workflow.update
     async def mark_scheduled(self, action: MarkScheduled) -> CaseDetail:
-        await self.ehr.claim(self._schedule(action))
+        await self.ehr.claim(self.claims.schedule(action))
         return self.case.detail()
-
-    async def _schedule(self, action: MarkScheduled) -> None:
-        verdict = await self.ehr.verify(
-            self.ehr.appointment_booked(action.appointment),
-            unverified=Verdict(verified=True, appointment_at=action.appointment_at),
-        )
-        if self.case.stage != Stage.AWAITING_SCHEDULING:
-            return  # the case moved on while the EHR was answering
-        if not verdict.verified:
-            await self.ehr.rework(action.actor, action.appointment, verdict)
-            return
-        self._scheduled(action.actor, action.appointment, verdict)
-
-    def _scheduled(self, actor: Actor, appointment: str, verdict: Verdict) -> None:
-        # The EHR's start time is the truth when there is one.
-        at = verdict.appointment_at
-        assert at is not None
-        self.case.references["appointment"] = appointment
-        self.case.moments["appointment_at"] = at
-        self.case.move_to(
-            Stage.SCHEDULED,
-            actor,
-            f"Scheduled: {appointment} at {at.isoformat()}",
-            details={"appointment": appointment, "appointment_at": at.isoformat()},
-            evidence=verdict.evidence,
-        )
 
     @mark_scheduled.validator
     def _check_scheduled(self, action: MarkScheduled) -> None:
@@ -220,31 +193,8 @@ class ReferralWorkflow:
 
     @workflow.update
     async def mark_completed(self, action: MarkCompleted) -> CaseDetail:
-        await self.ehr.claim(self._complete(action))
+        await self.ehr.claim(self.claims.complete(action))
         return self.case.detail()
-
-    async def _complete(self, action: MarkCompleted) -> None:
-        verdict = await self.ehr.verify(
-            self.ehr.report_filed(action.report),
-            unverified=Verdict(verified=True, evidence=[Evidence(reference=action.report)]),
-        )
-        if self.case.stage not in (Stage.SCHEDULED, Stage.AWAITING_RESULT):
-            return  # the case moved on while the EHR was answering
-        if not verdict.verified:
-            await self.ehr.rework(action.actor, action.report, verdict)
-            return
-        self._completed(action.actor, action.report, verdict)
-
-    def _completed(self, actor: Actor, report: str, verdict: Verdict) -> None:
-        self.case.references["report"] = report
-        self.case.move_to(
-            Stage.COMPLETED,
-            actor,
-            f"Loop closed: {report} on file",
-            kind=EventKind.COMPLETED,
-            details={"report": report},
-            evidence=verdict.evidence,
-        )
 
     @mark_completed.validator
     def _check_completed(self, action: MarkCompleted) -> None:
@@ -253,29 +203,8 @@ class ReferralWorkflow:
 
     @workflow.update
     async def record_documents(self, action: RecordDocuments) -> CaseDetail:
-        await self.ehr.claim(self._documents(action))
+        await self.ehr.claim(self.claims.documents(action))
         return self.case.detail()
-
-    async def _documents(self, action: RecordDocuments) -> None:
-        listed = ", ".join(action.documents)
-        claimed = [Evidence(reference=document) for document in action.documents]
-        verdict = await self.ehr.verify(
-            self.ehr.documents_on_file(action.documents),
-            unverified=Verdict(verified=True, evidence=claimed),
-        )
-        if self.case.closed:
-            return  # the case ended while the EHR was answering
-        if not verdict.verified:
-            await self.ehr.rework(action.actor, listed, verdict)
-            return
-        self.case.references["documents"] = listed
-        self.case.record(
-            EventKind.DOCUMENTS_RECEIVED,
-            action.actor,
-            f"Documents on file: {listed}",
-            details={"documents": listed},
-            evidence=verdict.evidence,
-        )
 
     @record_documents.validator
     def _check_documents(self, action: RecordDocuments) -> None:
@@ -340,37 +269,3 @@ class ReferralWorkflow:
     def ehr_changed(self, event: EhrEvent) -> None:
         """Something about this case changed in the EHR (detection or a notification)."""
         self.ehr.notice(event)
-
-    async def ehr_event(self, event: EhrEvent) -> None:
-        """What a change in the EHR means for the referral."""
-        case = self.case
-        if case.closed:
-            return
-        if event.resource_type == "ServiceRequest" and event.status in ORDER_WITHDRAWN:
-            case.move_to(
-                Stage.CANCELLED,
-                SYSTEM,
-                f"Order {event.status} in the EHR",
-                kind=EventKind.CANCELLED,
-                details={"order_status": event.status or ""},
-            )
-        elif event.resource_type == "Appointment" and case.stage in (
-            Stage.UNASSIGNED,
-            Stage.AWAITING_SCHEDULING,
-        ):
-            # Booked directly in the EHR: the case moves on by itself, with the evidence.
-            verdict = await self.ehr.verify(
-                self.ehr.appointment_booked(None), unverified=Verdict(verified=False)
-            )
-            if verdict.verified and case.stage in (Stage.UNASSIGNED, Stage.AWAITING_SCHEDULING):
-                self._scheduled(SYSTEM, verdict.evidence[0].reference, verdict)
-        elif (event.resource_type in REPORTS or event.status == "completed") and case.stage in (
-            Stage.SCHEDULED,
-            Stage.AWAITING_RESULT,
-        ):
-            verdict = await self.ehr.verify(
-                self.ehr.report_filed(None),
-                unverified=Verdict(verified=False),
-            )
-            if verdict.verified and case.stage in (Stage.SCHEDULED, Stage.AWAITING_RESULT):
-                self._completed(SYSTEM, verdict.evidence[-1].reference, verdict)
