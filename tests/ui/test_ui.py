@@ -87,6 +87,8 @@ async def test_coordinator_claims_schedules_and_sees_the_timeline(stack, sign_in
     await expect(page.locator("#timeline li").first).to_contain_text(
         "Documents on file: DocumentReference/ui-1, DocumentReference/ui-2"
     )
+    references = page.locator(".refs li", has_text="Documents").get_by_role("link")
+    await expect(references).to_have_text(["DocumentReference/ui-1", "DocumentReference/ui-2"])
     await page.screenshot(path=SHOTS / "case.png", full_page=True)
 
 
