@@ -57,7 +57,9 @@ def verify_chain(
     """Recompute every hash; with the Temporal timeline at hand, cross-check each entry with it.
 
     `pending`: the timeline's newest events that the case had not yet written to the ledger when
-    it was asked (read the timeline first, then the ledger, so nothing written between counts)."""
+    it was asked (read the timeline first, then the ledger, so nothing written between counts).
+    The report's `pending` is what the ledger read still lacks of the timeline."""
+    lacking = max(0, len(timeline) - len(trail)) if timeline is not None else 0
 
     def broken(seq: int, problem: str) -> ChainReport:
         return ChainReport(
@@ -67,7 +69,7 @@ def verify_chain(
             first_broken_seq=seq,
             problem=problem,
             temporal_checked=timeline is not None,
-            pending=pending,
+            pending=lacking,
         )
 
     previous = GENESIS
@@ -81,7 +83,7 @@ def verify_chain(
             return broken(event.seq, "its content does not match its hash (edited)")
         previous = event.hash
     if timeline is not None:
-        if len(timeline) > len(trail) + pending:
+        if lacking > pending:
             return broken(
                 len(trail) + 1, f"Temporal has {len(timeline)} events, the ledger {len(trail)}"
             )
@@ -98,7 +100,7 @@ def verify_chain(
         intact=True,
         entries=len(trail),
         temporal_checked=timeline is not None,
-        pending=max(0, len(timeline) - len(trail)) if timeline is not None else 0,
+        pending=lacking,
     )
 
 

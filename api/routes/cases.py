@@ -83,8 +83,9 @@ async def act(
 ) -> CaseDetail:
     """Record what the care team did. Actions: assign (`owner`, optional: claim when absent),
     mark-scheduled (`appointment`, `appointment_at`), record-outreach (`channel`, `outcome`,
-    `note`), mark-completed (`report`), record-documents (`documents`), mark-no-show (`note`), cancel (`reason`), add-note
-    (`text`). Answers once the case has accepted or rejected the action."""
+    `note`), mark-completed (`report`), record-documents (`documents`), mark-no-show (`note`),
+    cancel (`reason`), add-note (`text`). Answers once the case has accepted or rejected the
+    action."""
     structlog.contextvars.bind_contextvars(case_id=case_id, action=action)
     return await cases.act(client, case_id, action, body, actor)
 

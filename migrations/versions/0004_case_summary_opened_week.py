@@ -44,5 +44,6 @@ def downgrade() -> None:
 
 
 def _iso_week(moment: datetime) -> str:
+    # A copy of activities.ledger.tables.iso_week: a migration must not change when the app does.
     year, week, _ = moment.isocalendar()
     return f"{year}-W{week:02d}"

@@ -140,6 +140,25 @@ class EhrLink:
             )
         return verdict
 
+    async def confirm(
+        self,
+        actor: Actor,
+        claim: str,
+        check: Check,
+        *,
+        unverified: Verdict,
+        still_fits: Callable[[], bool],
+    ) -> Verdict | None:
+        """A care-team claim checked in the EHR: the verdict when it holds, None when it went back
+        to its owner as rework, or when the case moved on (`still_fits` false) meanwhile."""
+        verdict = await self.verify(check, unverified=unverified)
+        if not still_fits():
+            return None
+        if not verdict.verified:
+            await self.rework(actor, claim, verdict)
+            return None
+        return verdict
+
     async def rework(self, actor: Actor, claim: str, verdict: Verdict) -> None:
         """The claim did not hold up: back to the owner with the reason, and counted."""
         case = self.case

@@ -29,16 +29,15 @@ class Claims:
         self.ehr = ehr
 
     async def schedule(self, action: MarkScheduled) -> None:
-        verdict = await self.ehr.verify(
+        verdict = await self.ehr.confirm(
+            action.actor,
+            action.appointment,
             self.ehr.appointment_booked(action.appointment),
             unverified=Verdict(verified=True, appointment_at=action.appointment_at),
+            still_fits=lambda: self.case.stage == Stage.AWAITING_SCHEDULING,
         )
-        if self.case.stage != Stage.AWAITING_SCHEDULING:
-            return  # the case moved on while the EHR was answering
-        if not verdict.verified:
-            await self.ehr.rework(action.actor, action.appointment, verdict)
-            return
-        self.scheduled(action.actor, action.appointment, verdict)
+        if verdict:
+            self.scheduled(action.actor, action.appointment, verdict)
 
     def scheduled(self, actor: Actor, appointment: str, verdict: Verdict) -> None:
         # The EHR's start time is the truth when there is one.
@@ -55,16 +54,15 @@ class Claims:
         )
 
     async def complete(self, action: MarkCompleted) -> None:
-        verdict = await self.ehr.verify(
+        verdict = await self.ehr.confirm(
+            action.actor,
+            action.report,
             self.ehr.report_filed(action.report),
             unverified=Verdict(verified=True, evidence=[Evidence(reference=action.report)]),
+            still_fits=lambda: self.case.stage in AFTER_BOOKING,
         )
-        if self.case.stage not in AFTER_BOOKING:
-            return  # the case moved on while the EHR was answering
-        if not verdict.verified:
-            await self.ehr.rework(action.actor, action.report, verdict)
-            return
-        self.completed(action.actor, action.report, verdict)
+        if verdict:
+            self.completed(action.actor, action.report, verdict)
 
     def completed(self, actor: Actor, report: str, verdict: Verdict) -> None:
         self.case.references["report"] = report
@@ -80,23 +78,22 @@ class Claims:
     async def documents(self, action: RecordDocuments) -> None:
         listed = ", ".join(action.documents)
         claimed = [Evidence(reference=document) for document in action.documents]
-        verdict = await self.ehr.verify(
+        verdict = await self.ehr.confirm(
+            action.actor,
+            listed,
             self.ehr.documents_on_file(action.documents),
             unverified=Verdict(verified=True, evidence=claimed),
+            still_fits=lambda: not self.case.closed,
         )
-        if self.case.closed:
-            return  # the case ended while the EHR was answering
-        if not verdict.verified:
-            await self.ehr.rework(action.actor, listed, verdict)
-            return
-        self.case.references["documents"] = listed
-        self.case.record(
-            EventKind.DOCUMENTS_RECEIVED,
-            action.actor,
-            f"Documents on file: {listed}",
-            details={"documents": listed},
-            evidence=verdict.evidence,
-        )
+        if verdict:
+            self.case.references["documents"] = listed
+            self.case.record(
+                EventKind.DOCUMENTS_RECEIVED,
+                action.actor,
+                f"Documents on file: {listed}",
+                details={"documents": listed},
+                evidence=verdict.evidence,
+            )
 
     async def ehr_event(self, event: EhrEvent) -> None:
         """What a change in the EHR means for the referral."""
