@@ -167,6 +167,7 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
         "schedule": S.hours_to_schedule,
         "unowned": S.hours_unowned,
     }
+
     def read_totals() -> list:
         with engine.connect() as connection:
             return connection.execute(totals).mappings().all()
