@@ -1,7 +1,8 @@
 """Evaluate decision triggers against the ledger, keep their state, and prove every change.
 
 An alert's raising and clearing are ledger entries of their own (case id `alert-<rule>-<team>`),
-hash-chained like a case's, so the auditor sees when a threshold was crossed and by how much.
+hash-chained like a case's, so the auditor sees when a threshold was crossed and by how much, and
+each is a notice to the team's supervisor, written with the entry.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ import asyncio
 import statistics
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 from temporalio import activity
 
 from activities.ledger.append import append_entries
 from activities.ledger.metrics import MetricsQuery, compute
 from activities.ledger.tables import CaseSummary, LedgerRow, as_stored
+from activities.staff import StaffNoticeRecord
 from workflows.care.calendar import BusinessCalendar
 from workflows.care.chain import GENESIS, link
-from workflows.care.models import EventKind, LedgerEntry
+from workflows.care.models import EventKind, LedgerEntry, Role
 from workflows.triggers.models import (
     ALERT_CASE_TYPE,
     Evaluation,
@@ -51,11 +53,18 @@ class TriggerActivities:
 
 
 def evaluate(engine: Engine, evaluation: Evaluation) -> EvaluationResult:
+    """Measure every rule, then flip the alerts that crossed their threshold.
+
+    Each flip, its ledger entry and its supervisor's notice are written in one transaction: a
+    crash at any point leaves all three or none, so a retried evaluation finds the same change
+    again and records it once (the notice's delivery key is the alert's ledger entry)."""
     now = evaluation.now or datetime.now(UTC)
+    measured = [
+        (rule, measure(engine, rule, evaluation.calendar, now)) for rule in evaluation.rules
+    ]
     changes, evaluated = [], 0
-    with Session(engine) as session:
-        for rule in evaluation.rules:
-            values = measure(engine, rule, evaluation.calendar, now)
+    with engine.begin() as connection, Session(bind=connection) as session:
+        for rule, values in measured:
             # A team whose cases left the window has nothing over the threshold any more.
             for known in session.exec(select(TriggerState).where(TriggerState.rule == rule.name)):
                 values.setdefault(known.team, 0.0)
@@ -67,16 +76,14 @@ def evaluate(engine: Engine, evaluation: Evaluation) -> EvaluationResult:
                 crossed = value > rule.above
                 if crossed != state.raised:
                     state.raised, state.changed_at = crossed, now
-                    changes.append(
-                        TriggerChange(
-                            rule=rule.name, team=team, value=value, above=rule.above, raised=crossed
-                        )
+                    change = TriggerChange(
+                        rule=rule.name, team=team, value=value, above=rule.above, raised=crossed
                     )
+                    _prove(connection, session, change, now)
+                    changes.append(change)
                 state.value, state.above, state.evaluated_at = value, rule.above, now
                 session.add(state)
-        session.commit()
-    for change in changes:
-        _prove(engine, change, now)
+        session.flush()  # the transaction commits as `engine.begin()` closes
     return EvaluationResult(evaluated=evaluated, changes=changes)
 
 
@@ -129,19 +136,21 @@ def measure(
     return {team: float(statistics.median(values)) for team, values in days.items()}
 
 
-def _prove(engine: Engine, change: TriggerChange, now: datetime) -> None:
-    with Session(engine) as session:
-        last = session.exec(
-            select(LedgerRow)
-            .where(LedgerRow.case_id == change.alert_id)
-            .order_by(col(LedgerRow.seq).desc())
-        ).first()
+def _prove(connection: Connection, session: Session, change: TriggerChange, now: datetime) -> None:
+    """The change's ledger entry and its notice to the team's supervisor, in the caller's
+    transaction."""
+    last = session.exec(
+        select(LedgerRow)
+        .where(LedgerRow.case_id == change.alert_id)
+        .order_by(col(LedgerRow.seq).desc())
+    ).first()
     verb = "raised" if change.raised else "cleared"
+    kind = EventKind.EXCEPTION_RAISED if change.raised else EventKind.EXCEPTION_CLEARED
     entry = LedgerEntry(
         case_id=change.alert_id,
         seq=(last.seq + 1) if last else 1,
         at=now,
-        kind=EventKind.EXCEPTION_RAISED if change.raised else EventKind.EXCEPTION_CLEARED,
+        kind=kind,
         actor="system",
         role="system",
         summary=f"Alert {verb}: {change.rule} for team {change.team} is {change.value:g} "
@@ -154,7 +163,23 @@ def _prove(engine: Engine, change: TriggerChange, now: datetime) -> None:
         prev_hash=last.hash if last else GENESIS,
     )
     entry.hash = link(entry.prev_hash, entry.content())
-    append_entries(engine, [entry])
+    # The ledger's own append, on this connection: it joins the transaction, not commits it.
+    append_entries(connection, [entry])
+    key = f"{change.alert_id}/{entry.seq}"
+    if session.exec(select(StaffNoticeRecord).where(StaffNoticeRecord.delivery_key == key)).first():
+        return
+    state = "crossed" if change.raised else "is back under"
+    session.add(
+        StaffNoticeRecord(
+            delivery_key=key,
+            case_id=change.alert_id,
+            kind=kind,
+            team=change.team,
+            role=Role.SUPERVISOR,
+            message=f"{change.rule} {state} its threshold for team {change.team}: "
+            f"{change.value:g} (above {change.above:g})",
+        )
+    )
 
 
 def states(engine: Engine) -> list[TriggerState]:

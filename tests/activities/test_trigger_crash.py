@@ -1,0 +1,104 @@
+"""An alert's change, its ledger entry and its notice survive a crash at any point of the step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, select
+
+from activities import triggers
+from activities.ledger.tables import CaseSummary
+from activities.staff import StaffNoticeRecord
+from activities.triggers import evaluate, states
+from api.audit import case_trail, verify_chain
+from workflows.triggers.models import Evaluation, TriggerRule
+
+NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+ALERT = "alert-unowned-backlog-cardiology"
+# One unclaimed case opened five days ago is over a threshold of zero: the alert must be raised.
+RULES = [TriggerRule(name="unowned-backlog", metric="unowned_cases", above=0, older_than_days=2)]
+
+
+class Crash(Exception):
+    """The worker dies here: nothing after this point of the attempt happens."""
+
+
+def unclaimed_case(engine) -> None:
+    with Session(engine) as session:
+        session.add(
+            CaseSummary(
+                case_id="referral-crash-1",
+                case_type="referral",
+                team="cardiology",
+                opened_at=NOW - timedelta(days=5),
+            )
+        )
+        session.commit()
+
+
+def recorded(engine) -> tuple[list[str], list[tuple[str, str]]]:
+    with Session(engine) as session:
+        notices = session.exec(
+            select(StaffNoticeRecord).where(StaffNoticeRecord.case_id == ALERT)
+        ).all()
+    trail = case_trail(engine, ALERT)
+    assert verify_chain(ALERT, trail, None).intact
+    return [e.kind for e in trail], [(n.kind, n.role) for n in notices]
+
+
+@pytest.mark.parametrize("crash", ["before the ledger entry", "after the ledger entry"])
+def test_a_retry_after_a_crash_mid_step_records_the_alert_once(engine, monkeypatch, crash):
+    unclaimed_case(engine)
+    append = triggers.append_entries
+    attempts = []
+
+    def crashing_append(bind, entries):
+        attempts.append(len(entries))
+        if len(attempts) == 1:
+            if crash == "after the ledger entry":
+                append(bind, entries)
+            raise Crash
+        return append(bind, entries)
+
+    monkeypatch.setattr(triggers, "append_entries", crashing_append)
+    evaluation = Evaluation(rules=RULES, now=NOW)
+    with pytest.raises(Crash):
+        evaluate(engine, evaluation)
+    retried = evaluate(engine, evaluation)  # Temporal retries the activity with the same input
+
+    assert attempts == [1, 1]
+    assert [(c.team, c.value, c.raised) for c in retried.changes] == [("cardiology", 1.0, True)]
+    assert recorded(engine) == (["exception_raised"], [("exception_raised", "supervisor")])
+    assert [(s.rule, s.team, s.raised) for s in states(engine)] == [
+        ("unowned-backlog", "cardiology", True)
+    ]
+
+
+def test_a_retry_after_the_answer_was_lost_records_nothing_more(engine):
+    unclaimed_case(engine)
+    evaluation = Evaluation(rules=RULES, now=NOW)
+    evaluate(engine, evaluation)  # done, but the worker died before Temporal heard of it
+    retried = evaluate(engine, evaluation)
+
+    assert retried.changes == []
+    assert recorded(engine) == (["exception_raised"], [("exception_raised", "supervisor")])
+
+
+def test_raising_then_clearing_is_two_entries_and_two_notices(engine):
+    unclaimed_case(engine)
+    evaluate(engine, Evaluation(rules=RULES, now=NOW))
+    with Session(engine) as session:
+        case = session.get(CaseSummary, "referral-crash-1")
+        case.first_assigned_at = NOW
+        session.add(case)
+        session.commit()
+    cleared = evaluate(engine, Evaluation(rules=RULES, now=NOW + timedelta(hours=1)))
+
+    assert [(c.value, c.raised) for c in cleared.changes] == [(0.0, False)]
+    kinds, notices = recorded(engine)
+    assert kinds == ["exception_raised", "exception_cleared"]
+    assert sorted(notices) == [
+        ("exception_cleared", "supervisor"),
+        ("exception_raised", "supervisor"),
+    ]
