@@ -123,6 +123,21 @@ class FhirClient:
         kind = resource["resourceType"]
         return await self._request("POST", kind, kind, json=resource)
 
+    async def create_unless_exists(
+        self, resource: dict[str, Any], if_none_exist: str
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """FHIR conditional create: the EHR stores the resource only if nothing matches the
+        search `if_none_exist` (e.g. `identifier=system|value`), else it answers with the match.
+
+        A create whose answer was lost (a timeout after the EHR stored it) can then be sent again
+        without making a second resource. Answers the resource (None when the EHR answered
+        without a body) and whether it was created now; 412 if several already match."""
+        kind = resource["resourceType"]
+        response = await self._send(
+            "POST", kind, kind, json=resource, headers={"If-None-Exist": if_none_exist}
+        )
+        return (response.json() if response.content else None), response.status_code == 201
+
     async def update(
         self, resource: dict[str, Any], *, if_match: str | None = None
     ) -> dict[str, Any]:
@@ -176,6 +191,22 @@ class FhirClient:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
+        response = await self._send(
+            method, path, resource_type, json=json, params=params, headers=headers
+        )
+        return response.json()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        resource_type: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """The EHR's answer when it is a success; every failure as an `ApplicationError`."""
         url = path if path.startswith("http") else f"{self.base_url}/{path}"
         for attempt in (1, 2):
             auth = await self.auth.headers(self.http)
@@ -197,7 +228,7 @@ class FhirClient:
                 continue
             break
         if response.status_code < 300:
-            return response.json()
+            return response
         raise self._failure(method, resource_type, response)
 
     def _unavailable(

@@ -88,8 +88,17 @@ class TaskActivities:
     async def _write(self, mirror: TaskMirror) -> TaskWritten:
         current = await self._current(mirror.case_id)
         if current is None:
-            created = await self.fhir.create({"resourceType": "Task", **owned_fields(mirror)})
-            return TaskWritten(task=f"Task/{created['id']}", version_id=_version(created))
+            # Conditional on the case's identifier: a create sent again after its answer was lost
+            # (or racing an earlier attempt still in flight) finds the first Task, never a second.
+            found, created = await self.fhir.create_unless_exists(
+                {"resourceType": "Task", **owned_fields(mirror)},
+                f"identifier={CASE_SYSTEM}|{mirror.case_id}",
+            )
+            if created and found:
+                return TaskWritten(task=f"Task/{found['id']}", version_id=_version(found))
+            current = found or await self._current(mirror.case_id)
+            if current is None:
+                raise unavailable("The EHR answered a Task create without the Task; retrying")
         for attempt in range(MAX_MERGES):
             try:
                 written = await self.fhir.update(merge(current, mirror), if_match=_version(current))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from temporalio.exceptions import ApplicationError
 
 from activities.fhir.client import FhirClient
 from activities.fhir.models import TaskMirror
@@ -98,3 +100,82 @@ async def test_a_concurrent_edit_is_merged_not_overwritten(ehr: Ehr, ehr_url: st
     assert task["note"] == [{"text": "Called the clinic, awaiting a slot"}]
     assert task["priority"] == "urgent"
     assert len(ehr.read(f"{first.task}/_history")["entry"]) == 3
+
+
+class LateCreate(httpx.AsyncBaseTransport):
+    """The first Task create times out for the client; the EHR stores it anyway, before the
+    retry (its answer was lost) or after it (the request arrived late)."""
+
+    def __init__(self, arrives: str) -> None:
+        self.arrives = arrives
+        self.real = httpx.AsyncHTTPTransport()
+        self.late: asyncio.Task | None = None
+        self.creates: list[int] = []
+        self.retried = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path.endswith("/Task"):
+            if not self.creates and self.late is None:
+                await request.aread()
+                if self.arrives == "before the retry":
+                    await self._deliver(request)
+                else:
+                    self.late = asyncio.get_running_loop().create_task(self._deliver(request))
+                raise httpx.ReadTimeout("no answer in time", request=request)
+        return await self.real.handle_async_request(request)
+
+    async def _deliver(self, request: httpx.Request) -> None:
+        if self.arrives == "after the retry":
+            await self.retried.wait()
+        response = await self.real.handle_async_request(request)
+        self.creates.append(response.status_code)
+        await response.aclose()
+
+
+@pytest.mark.parametrize("arrives", ["before the retry", "after the retry"])
+async def test_a_create_that_timed_out_leaves_one_task(ehr: Ehr, ehr_url: str, arrives: str):
+    transport = LateCreate(arrives)
+    client = FhirClient(ehr_url, timeout=5, transport=transport)
+    tasks = TaskActivities(client)
+    case = mirror(ehr)
+
+    with pytest.raises(ApplicationError) as timed_out:
+        await tasks.mirror_task(case)
+    assert not timed_out.value.non_retryable  # Temporal retries the activity
+    retried = await tasks.mirror_task(case)
+    transport.retried.set()
+    if transport.late:
+        await transport.late
+    await client.aclose()
+
+    found = ehr.read(f"Task?identifier=urn:followthrough:case|{case.case_id}")
+    assert [f"Task/{e['resource']['id']}" for e in found.get("entry", [])] == [retried.task]
+    # The late create matched the retry's Task (200) instead of storing a second one (201).
+    assert transport.creates == ([201] if arrives == "before the retry" else [200])
+
+
+class LaggingSearch(FhirClient):
+    """An EHR whose search index has not caught up with a Task written moments ago."""
+
+    async def search(self, resource_type, params):
+        return [] if resource_type == "Task" else await super().search(resource_type, params)
+
+
+async def test_a_task_the_search_misses_is_updated_not_created_again(ehr: Ehr, ehr_url: str):
+    case = mirror(ehr)
+    plain = FhirClient(ehr_url, timeout=5)
+    first = await TaskActivities(plain).mirror_task(case)
+    await plain.aclose()
+
+    lagging = LaggingSearch(ehr_url, timeout=5)
+    moved = case.model_copy(update={"status": "accepted", "business_status": "Awaiting scheduling"})
+    written = await TaskActivities(lagging).mirror_task(moved)
+    again, created = await lagging.create_unless_exists(
+        {"resourceType": "Task", "status": "draft", "intent": "order"},
+        f"identifier=urn:followthrough:case|{case.case_id}",
+    )
+    await lagging.aclose()
+
+    assert written.task == first.task and not created and f"Task/{again['id']}" == first.task
+    found = ehr.read(f"Task?identifier=urn:followthrough:case|{case.case_id}")
+    assert [e["resource"]["status"] for e in found["entry"]] == ["accepted"]
