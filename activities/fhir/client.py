@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,7 +36,6 @@ log = structlog.get_logger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 MAX_MESSAGE = 300  # a failure message lands in workflow history: keep one bad answer small
-MAX_PAGES = 50
 MAX_RETRY_AFTER = timedelta(minutes=30)
 
 
@@ -150,10 +150,16 @@ class FhirClient:
 
     async def search(self, resource_type: str, params: dict[str, str]) -> list[dict[str, Any]]:
         """Every match, following the bundle's next links (on the same server only)."""
-        found: list[dict[str, Any]] = []
+        return [match async for page in self.pages(resource_type, params) for match in page]
+
+    async def pages(
+        self, resource_type: str, params: dict[str, str]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The matches page by page, following the bundle's next links for as long as there are
+        any (on the same server only), so a caller can take or heartbeat as each page arrives."""
         bundle = await self._request("GET", resource_type, resource_type, params=params)
-        for _ in range(MAX_PAGES):
-            found += [
+        while True:
+            yield [
                 entry["resource"]
                 for entry in bundle.get("entry") or []
                 if entry.get("resource", {}).get("resourceType") == resource_type
@@ -164,7 +170,7 @@ class FhirClient:
                 None,
             )
             if not following:
-                return found
+                return
             if urlsplit(following).netloc != urlsplit(self.base_url).netloc:
                 # Credentials go to the EHR only, never to a host a bundle points at.
                 raise ApplicationError(
@@ -173,11 +179,6 @@ class FhirClient:
                     non_retryable=True,
                 )
             bundle = await self._request("GET", following, resource_type)
-        raise ApplicationError(
-            f"{resource_type} search has more than {MAX_PAGES} pages; narrow it",
-            type=REJECTED,
-            non_retryable=True,
-        )
 
     # -- transport --------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ ORDER_LINKS = {
     "DocumentReference": lambda r: (r.get("context") or {}).get("related"),
 }
 WATCHED = ["ServiceRequest", *ORDER_LINKS]
+PAGE_SIZE = 100  # resources per search page
 
 
 class Taken(BaseModel):
@@ -138,44 +139,62 @@ class OrderIntake:
 
 
 class IntakeActivities:
-    def __init__(self, fhir: FhirClient, settings: Settings) -> None:
+    def __init__(self, fhir: FhirClient, settings: Settings, page_size: int = PAGE_SIZE) -> None:
         self.fhir = fhir
         self.settings = settings
+        self.page_size = page_size
 
     @activity.defn(name="detect_ehr_changes")
     async def detect_changes(self, search: ChangeSearch) -> Detected:
-        """Everything watched that changed since the watermark, taken in order of change."""
+        """Everything watched that changed since the watermark, taken in order of change.
+
+        The searches follow every page. The watermark moves with each resource taken and goes
+        out with every heartbeat, so an attempt that stops part-way through a long backlog (a
+        timeout, a restart) is retried from where it got to rather than from the start."""
         # Cases open on the task queue detection runs on: the deployment that detected them.
         intake = OrderIntake(
             self.fhir, activity.client(), self.settings, activity.info().task_queue
         )
-        since = search.since.isoformat()
+        progress = _resumed(search)
+        since = progress.until.isoformat()
         found: list[dict[str, Any]] = []
         for kind in WATCHED:
-            params = {"_lastUpdated": f"ge{since}", "_count": "100"}
+            params = {"_lastUpdated": f"ge{since}", "_count": str(self.page_size)}
             if kind == "ServiceRequest" and search.categories:
                 params["category"] = ",".join(search.categories)
-            found += await self.fhir.search(kind, params)
-            activity.heartbeat()  # a long search is progress, not a stuck activity
-        found = [r for r in found if _version(r) not in search.taken_at_since]
+            async for page in self.fhir.pages(kind, params):
+                found += page
+                activity.heartbeat(progress)  # each page is progress, not a stuck activity
+        found = [r for r in found if _version(r) not in progress.taken_at_until]
         found.sort(key=_last_updated)
-        until = max(map(_last_updated, found), default=search.since)
-        result = Detected(
-            until=until,
-            taken_at_until=[_version(r) for r in found if _last_updated(r) == until]
-            or (search.taken_at_since if until == search.since else []),
-        )
         for resource in found:
             taken = await intake.take(resource)
             if taken.outcome == "opened":
-                result.opened += 1
+                progress.opened += 1
             elif taken.outcome == "signalled":
-                result.signalled += 1
+                progress.signalled += 1
             elif taken.outcome == "invalid":
-                result.invalid += 1
+                progress.invalid += 1
                 log.info("ehr_order_skipped", resource=taken.resource)  # ids only, no content
-            activity.heartbeat()
-        return result
+            _advance(progress, resource)
+            activity.heartbeat(progress)
+        return progress
+
+
+def _resumed(search: ChangeSearch) -> Detected:
+    """Where an earlier attempt of this run got to (its last heartbeat), else the watermark."""
+    details = activity.info().heartbeat_details
+    if details:
+        return Detected.model_validate(details[0])
+    return Detected(until=search.since, taken_at_until=list(search.taken_at_since))
+
+
+def _advance(progress: Detected, resource: dict[str, Any]) -> None:
+    """Move the watermark past a resource just taken (they are taken oldest first)."""
+    changed = _last_updated(resource)
+    if changed > progress.until:
+        progress.until, progress.taken_at_until = changed, []
+    progress.taken_at_until.append(_version(resource))
 
 
 def _version(resource: dict[str, Any]) -> str:

@@ -4,14 +4,17 @@ revoked in the EHR cancels its case, and the Schedule hands each run the last ru
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
+from temporalio.testing import ActivityEnvironment
 
-from activities.fhir.intake import Detected
+from activities.fhir.client import FhirClient
+from activities.fhir.intake import ChangeSearch, Detected, IntakeActivities, OrderIntake
 from workers.client import connect
 from workers.schedules import detection_schedule, keep_schedule
 from workflows.detection.workflow import Detection, EhrDetectionWorkflow
@@ -117,3 +120,89 @@ async def test_the_schedule_carries_the_watermark_between_runs(temporal, ehr_sta
         assert result.opened == 1  # only the new order: the first was behind the watermark
     finally:
         await schedule.delete()
+
+
+class CountingPages(FhirClient):
+    """The sandbox, counting the search pages each resource type took."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__(base_url, timeout=10)
+        self.pages_of: dict[str, int] = {}
+
+    async def pages(self, resource_type, params):
+        async for page in super().pages(resource_type, params):
+            self.pages_of[resource_type] = self.pages_of.get(resource_type, 0) + 1
+            yield page
+
+
+def attempt(temporal: Client, stack: EhrStack, beats: list, heartbeat=None) -> ActivityEnvironment:
+    """An activity attempt on the stack's task queue; `heartbeat` is a previous attempt's last."""
+    env = ActivityEnvironment(client=temporal)
+    env.info = dataclasses.replace(
+        env.info,
+        task_queue=stack.task_queue,
+        attempt=2 if heartbeat else 1,
+        heartbeat_details=[heartbeat.model_dump(mode="json")] if heartbeat else [],
+    )
+    env.on_heartbeat = lambda *details: beats.append(details[0].model_copy(deep=True))
+    return env
+
+
+async def test_detection_takes_every_page_of_a_long_backlog(temporal, ehr_stack, ehr: Ehr):
+    code = uuid.uuid4().hex
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    # 2 orders a page: 103 orders are 52 pages, past any fixed page limit of 50.
+    for _ in range(101):
+        ehr.order("Patient/not-in-this-ehr", category=category(code))
+    valid = [ehr.order(ehr.patient(), category=category(code)) for _ in range(2)]
+    fhir = CountingPages(ehr_stack.ehr_url)
+    intake = IntakeActivities(fhir, ehr_stack.settings, page_size=2)
+    beats: list[Detected] = []
+    try:
+        result = await attempt(temporal, ehr_stack, beats).run(
+            intake.detect_changes, ChangeSearch(since=since, categories=[code])
+        )
+    finally:
+        await fhir.aclose()
+
+    assert (result.opened, result.signalled, result.invalid) == (2, 0, 101)
+    assert fhir.pages_of["ServiceRequest"] == 52
+    assert len(beats) >= 52 + 103  # one heartbeat per page and per resource taken
+    for order in valid:
+        assert await stage_of(temporal, f"referral-{order.split('/')[1]}", "unassigned")
+
+
+async def test_a_retried_detection_resumes_from_its_last_heartbeat(
+    temporal, ehr_stack, ehr: Ehr, monkeypatch
+):
+    code = uuid.uuid4().hex
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    orders = [ehr.order(ehr.patient(), category=category(code)) for _ in range(4)]
+    fhir = FhirClient(ehr_stack.ehr_url, timeout=10)
+    intake = IntakeActivities(fhir, ehr_stack.settings, page_size=2)
+    search = ChangeSearch(since=since, categories=[code])
+    take, taken, stopping = OrderIntake.take, [], [True]
+
+    async def counting_take(self, resource):
+        if stopping[0] and len(taken) == 2:
+            raise RuntimeError("the worker stopped")  # two orders in, the attempt dies
+        taken.append(resource["id"])
+        return await take(self, resource)
+
+    monkeypatch.setattr(OrderIntake, "take", counting_take)
+    beats: list[Detected] = []
+    try:
+        with pytest.raises(RuntimeError):
+            await attempt(temporal, ehr_stack, beats).run(intake.detect_changes, search)
+        stopping[0] = False
+        retried = await attempt(temporal, ehr_stack, [], beats[-1]).run(
+            intake.detect_changes, search
+        )
+    finally:
+        await fhir.aclose()
+
+    ids = [order.split("/")[1] for order in orders]
+    assert taken == ids  # each order once, oldest first: the retry went on from the third
+    assert (retried.opened, retried.signalled, retried.invalid) == (4, 0, 0)
+    for order_id in ids:
+        assert await stage_of(temporal, f"referral-{order_id}", "unassigned")
