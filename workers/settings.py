@@ -16,6 +16,7 @@ from workflows.triggers.models import DEFAULT_RULES, TriggerRule
 
 DEV_SECRET = "followthrough-development-secret-change-me"
 DEV_NOTIFICATION_TOKEN = "followthrough-development-notification-token"
+DEV_METRICS_SCRAPE_TOKEN = "followthrough-development-metrics-scrape-token"
 
 
 class Settings(BaseSettings):
@@ -67,6 +68,9 @@ class Settings(BaseSettings):
     ehr_detection_minutes: int = 5  # how often the EHR is searched for new orders; 0: never
     ehr_order_categories: list[str] = []  # ServiceRequest categories detection takes; [] all
     fhir_notification_token: str = DEV_NOTIFICATION_TOKEN  # the EHR's credential for the webhook
+    # Prometheus's credential for GET /metrics (besides an auditor's or admin's token); outside
+    # development only one of your own (32+ characters) is accepted.
+    metrics_scrape_token: str = DEV_METRICS_SCRAPE_TOKEN
 
     # Decision triggers: thresholds on the care metrics, evaluated on a Temporal Schedule.
     trigger_rules: list[TriggerRule] = DEFAULT_RULES

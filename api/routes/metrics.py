@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import hmac
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from activities.ledger import metrics
-from api.deps import CurrentUser, EngineDep
+from api.deps import CurrentUser, EngineDep, SettingsDep, bearer, current_user
+from workers.settings import DEV_METRICS_SCRAPE_TOKEN, Settings
 from workflows.care.models import Role
 
 router = APIRouter(tags=["metrics"])
@@ -98,7 +101,36 @@ class LedgerCollector:
         yield spreads
 
 
-@router.get("/metrics", include_in_schema=False)
+SCRAPE_ROLES = (Role.AUDITOR, Role.ADMIN)
+
+
+def scrape_token_accepted(settings: Settings, given: str) -> bool:
+    """The scrape credential matches; outside development, only one that is not the default."""
+    token = settings.metrics_scrape_token
+    if settings.environment != "development" and (
+        token == DEV_METRICS_SCRAPE_TOKEN or len(token) < 32
+    ):
+        return False
+    return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+
+
+async def scraper(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Prometheus with METRICS_SCRAPE_TOKEN, or a person with an auditor's or admin's token."""
+    if credentials and scrape_token_accepted(settings, credentials.credentials):
+        return
+    actor = await current_user(settings, credentials)  # 401 without a valid token
+    if actor.role not in SCRAPE_ROLES:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"The {actor.role.value} role cannot read /metrics (needs: auditor, admin, "
+            "or the scrape token)",
+        )
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(scraper)])
 def prometheus(engine: EngineDep) -> Response:
     registry = CollectorRegistry()
     registry.register(LedgerCollector(engine))

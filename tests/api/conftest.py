@@ -15,6 +15,7 @@ from workers.settings import Settings
 from workflows.care.models import Role
 
 SECRET = "test-secret-" + uuid.uuid4().hex
+SCRAPE_TOKEN = "test-scrape-" + uuid.uuid4().hex
 
 
 @dataclass
@@ -43,6 +44,7 @@ def stack(temporal_address, tmp_path_factory) -> Iterator[Stack]:
         "DATABASE_URL": f"sqlite:///{home / 'app.db'}",
         "DATA_DIR": str(home),
         "JWT_SECRET": SECRET,
+        "METRICS_SCRAPE_TOKEN": SCRAPE_TOKEN,
         "ENVIRONMENT": "test",
         "API_PORT": str(port),
         # These tests exercise the API with made-up orders; tests/ehr runs cases against the EHR.

@@ -6,9 +6,11 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from api.routes.metrics import scrape_token_accepted
 from tests.conftest import eventually
+from workers.settings import DEV_METRICS_SCRAPE_TOKEN, Settings
 
-from .conftest import IMAGING, new_order
+from .conftest import IMAGING, SCRAPE_TOKEN, new_order
 
 
 def in_days(days: int) -> str:
@@ -305,7 +307,7 @@ def test_auditors_read_the_ledger_and_every_read_is_logged(http, cora, ian, audr
     assert all(r["request_id"] for r in reads)
 
 
-def test_metrics_by_team_and_for_prometheus(http, cora, ian, audrey, open_case):
+def test_metrics_by_team_and_for_prometheus(http, cora, ian, audrey, admin, open_case):
     open_case()
     mine = http.get("/api/v1/metrics", params={"group_by": ["team", "case_type"]}, headers=cora)
     assert mine.status_code == 200
@@ -317,12 +319,30 @@ def test_metrics_by_team_and_for_prometheus(http, cora, ian, audrey, open_case):
     everyone = http.get("/api/v1/metrics", params={"group_by": "team"}, headers=audrey).json()
     assert {g["group"]["team"] for g in everyone} >= {"cardiology"}
 
-    scrape = http.get("/metrics")
-    assert scrape.status_code == 200
-    assert (
-        'followthrough_cases_opened{case_type="referral",location="main-clinic",team="cardiology"}'
-        in scrape.text
-    )
+    assert http.get("/metrics").status_code == 401
+    wrong = {"Authorization": f"Bearer {SCRAPE_TOKEN}x"}
+    assert http.get("/metrics", headers=wrong).status_code == 401
+    assert http.get("/metrics", headers=cora).status_code == 403
+    prometheus = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}
+    for credential in (prometheus, audrey, admin):
+        scrape = http.get("/metrics", headers=credential)
+        assert scrape.status_code == 200
+        assert (
+            'followthrough_cases_opened{case_type="referral",location="main-clinic",'
+            'team="cardiology"}' in scrape.text
+        )
+
+
+def test_the_default_scrape_token_works_in_development_only():
+    own = "scrape-" + "x" * 32
+    assert scrape_token_accepted(Settings(environment="development"), DEV_METRICS_SCRAPE_TOKEN)
+    assert not scrape_token_accepted(Settings(environment="test"), DEV_METRICS_SCRAPE_TOKEN)
+    production = Settings(environment="production", jwt_secret="j" * 40)
+    assert not scrape_token_accepted(production, DEV_METRICS_SCRAPE_TOKEN)
+    short = production.model_copy(update={"metrics_scrape_token": "too-short"})
+    assert not scrape_token_accepted(short, "too-short")
+    mine = production.model_copy(update={"metrics_scrape_token": own})
+    assert scrape_token_accepted(mine, own) and not scrape_token_accepted(mine, own + "y")
 
 
 def test_decision_triggers_are_scheduled_and_listed(http, stack, cora, temporal_address):
