@@ -81,6 +81,11 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def completion_rate(completed: int, opened: int) -> float | None:
+    """Completed / opened: the one completion rate, for the metrics API and the dashboard."""
+    return _rate(completed, opened)
+
+
 def _spread(values: list[float]) -> Spread:
     if not values:
         return Spread()
@@ -193,7 +198,7 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
                 completed=row["completed"],
                 closed=row["closed"],
                 open=row["opened"] - row["closed"],
-                completion_rate=_rate(row["completed"], row["opened"]),
+                completion_rate=completion_rate(row["completed"], row["opened"]),
                 on_time_rate=_rate(row["on_time"], row["completed"]),
                 exception_rate=_rate(row["exceptions"], row["opened"]),
                 documentation_completeness=_rate(row["documented"], row["completed"]),

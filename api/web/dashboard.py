@@ -13,6 +13,7 @@ from statistics import median
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from activities.ledger import metrics
 from activities.ledger.tables import CaseSummary
 from workflows.care.models import Actor, Role
 from workflows.triggers.models import ALERT_CASE_TYPE
@@ -27,7 +28,7 @@ class Figures:
     cases: int = 0
     open: int = 0
     closed: int = 0
-    completion_rate: float | None = None  # completed among closed
+    completion_rate: float | None = None  # completed among opened, as the metrics API
     median_days_to_schedule: float | None = None
     rework_cases: int = 0
     reschedules: int = 0
@@ -81,8 +82,7 @@ def figures(summaries: list[CaseSummary], now: datetime | None = None) -> Figure
         result.reschedules += loops
         result.rework_cases += loops > 0
         result.rework[["none", "1 reschedule", "2+ reschedules"][min(loops, 2)]] += 1
-    if result.closed:
-        result.completion_rate = result.outcomes["completed"] / result.closed
+    result.completion_rate = metrics.completion_rate(result.outcomes["completed"], result.cases)
     if scheduled_after:
         result.median_days_to_schedule = median(scheduled_after)
     return result
