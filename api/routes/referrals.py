@@ -9,7 +9,7 @@ from api import cases
 from api.deps import Caseworker, SettingsDep, TemporalDep
 from api.orders import InvalidOrder, parse_service_request, referral_input
 from api.routes.fhir import FhirDep, require_patient
-from workflows.care.models import CaseDetail
+from workflows.care.models import CaseDetail, Role
 
 router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
 log = structlog.get_logger(__name__)
@@ -21,6 +21,7 @@ log = structlog.get_logger(__name__)
     response_model=CaseDetail,
     responses={
         200: {"description": "The order already has a case: that case"},
+        403: {"description": "An auditor, or an order routed to another team than yours"},
         422: {"description": "Not a valid FHIR R4 ServiceRequest order"},
     },
 )
@@ -34,11 +35,20 @@ async def open_referral(
         description="A FHIR R4 ServiceRequest (intent order, status active)"
     ),
 ) -> CaseDetail:
-    """Open a referral case for an order. The same order again answers with the same case."""
+    """Open a referral case for an order. The same order again answers with the same case.
+
+    Coordinators and supervisors open cases for their own team (the team the order routes to);
+    admins for any."""
     try:
         order = referral_input(parse_service_request(service_request), settings)
     except InvalidOrder as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, err.errors) from None
+    if actor.role != Role.ADMIN and order.team != actor.team:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"This order is routed to team {order.team}; you may open cases for team "
+            f"{actor.team} only",
+        )
     if order.ehr:
         await require_patient(fhir, order.order.patient)
     structlog.contextvars.bind_contextvars(case_id=order.case_id)

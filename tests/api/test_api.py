@@ -404,3 +404,21 @@ def test_the_ledger_outlives_temporal(http, stack, audrey):
     assert (chain["intact"], chain["temporal_checked"]) == (True, False)
     bundle = http.get(f"{url}/proof", headers=audrey).json()
     assert bundle["meta"]["tag"][0]["version"] == "2024.01"
+
+
+def test_caseworkers_open_cases_for_their_own_team_only(http, cora, sam, ian, admin):
+    imaging = new_order(IMAGING)  # TEAM_ROUTES sends it to team imaging
+    for other_team in (cora, sam):  # a cardiology coordinator and a cardiology supervisor
+        refused = http.post("/api/v1/referrals", json=imaging, headers=other_team)
+        assert refused.status_code == 403
+        assert refused.json()["detail"] == (
+            "This order is routed to team imaging; you may open cases for team cardiology only"
+        )
+    opened = http.post("/api/v1/referrals", json=imaging, headers=ian)
+    assert opened.status_code == 201, opened.text  # the refusals left no case behind
+    assert opened.json()["team"] == "imaging"
+
+    own = http.post("/api/v1/referrals", json=new_order(), headers=sam)
+    assert own.status_code == 201 and own.json()["team"] == "cardiology"
+    anyone = http.post("/api/v1/referrals", json=new_order(IMAGING), headers=admin)
+    assert anyone.status_code == 201 and anyone.json()["team"] == "imaging"
