@@ -55,7 +55,24 @@ async def register_search_attributes(client: Client) -> None:
         for key in search.ALL
         if key.name not in known
     }
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
-        )
+    if not missing:
+        return
+    try:
+        await _add(client, missing)
+    except RPCError as err:
+        if err.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
+        # Some are there already (the test server cannot list them, or another worker added
+        # them meanwhile): add the rest one by one, taking "already exists" as done.
+        for name, kind in missing.items():
+            try:
+                await _add(client, {name: kind})
+            except RPCError as refused:
+                if refused.status != RPCStatusCode.ALREADY_EXISTS:
+                    raise
+
+
+async def _add(client: Client, attributes: dict[str, IndexedValueType.ValueType]) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace=client.namespace, search_attributes=attributes)
+    )
