@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, select
+from temporalio.worker import Worker
 
 from activities import triggers
 from activities.ledger.tables import CaseSummary
-from activities.staff import StaffNoticeRecord
-from activities.triggers import evaluate, states
+from activities.staff import StaffActivities, StaffNoticeRecord
+from activities.triggers import TriggerActivities, evaluate, states
 from api.audit import case_trail, verify_chain
 from workflows.triggers.models import Evaluation, TriggerRule
+from workflows.triggers.workflow import DecisionTriggersWorkflow
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 ALERT = "alert-unowned-backlog-cardiology"
@@ -102,3 +105,44 @@ def test_raising_then_clearing_is_two_entries_and_two_notices(engine):
         ("exception_cleared", "supervisor"),
         ("exception_raised", "supervisor"),
     ]
+
+
+async def test_the_schedules_run_retries_a_crashed_evaluation_into_one_entry_and_one_notice(
+    time_skipping, engine, task_queue, monkeypatch
+):
+    with Session(engine) as session:  # unclaimed for five days, by the workflow's clock
+        session.add(
+            CaseSummary(
+                case_id="referral-crash-2",
+                case_type="referral",
+                team="cardiology",
+                opened_at=datetime.now(UTC) - timedelta(days=5),
+            )
+        )
+        session.commit()
+    append, attempts = triggers.append_entries, []
+
+    def crashing_append(bind, entries):
+        attempts.append(len(entries))
+        append(bind, entries)
+        if len(attempts) == 1:
+            raise Crash  # the entry is written, the activity dies before its transaction ends
+
+    monkeypatch.setattr(triggers, "append_entries", crashing_append)
+    worker = Worker(
+        time_skipping.client,
+        task_queue=task_queue,
+        workflows=[DecisionTriggersWorkflow],
+        activities=[TriggerActivities(engine).evaluate, StaffActivities(engine).notify],
+    )
+    async with worker:
+        result = await time_skipping.client.execute_workflow(
+            DecisionTriggersWorkflow.run,
+            Evaluation(rules=RULES),
+            id=f"triggers-{uuid.uuid4().hex}",
+            task_queue=task_queue,
+        )
+
+    assert attempts == [1, 1]  # the activity was retried once
+    assert [(c.team, c.raised) for c in result.changes] == [("cardiology", True)]
+    assert recorded(engine) == (["exception_raised"], [("exception_raised", "supervisor")])
