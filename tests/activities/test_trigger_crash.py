@@ -7,14 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import Session, select
-from temporalio.worker import Worker
+from temporalio import workflow
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
 
 from activities import triggers
 from activities.ledger.tables import CaseSummary
 from activities.staff import StaffActivities, StaffNoticeRecord
 from activities.triggers import TriggerActivities, evaluate, states
 from api.audit import case_trail, verify_chain
-from workflows.triggers.models import Evaluation, TriggerRule
+from workflows.care.models import EventKind, Role, StaffNotice
+from workflows.triggers.models import Evaluation, EvaluationResult, TriggerRule
 from workflows.triggers.workflow import DecisionTriggersWorkflow
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -146,3 +149,52 @@ async def test_the_schedules_run_retries_a_crashed_evaluation_into_one_entry_and
     assert attempts == [1, 1]  # the activity was retried once
     assert [(c.team, c.raised) for c in result.changes] == [("cardiology", True)]
     assert recorded(engine) == (["exception_raised"], [("exception_raised", "supervisor")])
+
+
+@workflow.defn(name="DecisionTriggers", sandboxed=False)
+class DecisionTriggersBeforeThePatch:
+    """The workflow as runs started before the evaluation wrote notices recorded it."""
+
+    @workflow.run
+    async def run(self, evaluation: Evaluation) -> EvaluationResult:
+        evaluation = evaluation.model_copy(update={"now": workflow.now()})
+        result = await workflow.execute_activity_method(
+            TriggerActivities.evaluate, evaluation, start_to_close_timeout=timedelta(minutes=2)
+        )
+        for change in result.changes:
+            await workflow.execute_activity_method(
+                StaffActivities.notify,
+                StaffNotice(
+                    case_id=change.alert_id,
+                    team=change.team,
+                    role=Role.SUPERVISOR,
+                    kind=EventKind.EXCEPTION_RAISED,
+                    message=f"{change.rule} crossed its threshold for team {change.team}",
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+        return result
+
+
+async def test_runs_recorded_before_the_patch_still_replay(time_skipping, engine, task_queue):
+    unclaimed_case(engine)
+    worker = Worker(
+        time_skipping.client,
+        task_queue=task_queue,
+        workflows=[DecisionTriggersBeforeThePatch],
+        activities=[TriggerActivities(engine).evaluate, StaffActivities(engine).notify],
+    )
+    async with worker:
+        handle = await time_skipping.client.start_workflow(
+            DecisionTriggersBeforeThePatch.run,
+            Evaluation(rules=RULES),
+            id=f"triggers-{uuid.uuid4().hex}",
+            task_queue=task_queue,
+        )
+        assert len((await handle.result()).changes) == 1  # so the history has a notify activity
+    history = await handle.fetch_history()
+
+    replayer = Replayer(
+        workflows=[DecisionTriggersWorkflow], data_converter=pydantic_data_converter
+    )
+    await replayer.replay_workflow(history)
