@@ -115,9 +115,12 @@ async def test_the_schedule_carries_the_watermark_between_runs(temporal, ehr_sta
             if len(recent) == 2 and not (await schedule.describe()).info.running_actions:
                 break
             await asyncio.sleep(0.2)
-        runs = [action.action.workflow_id for action in recent]
-        assert len(set(runs)) == 2  # two runs happened, the second after the first had ended
-        result = await temporal.get_workflow_handle(runs[-1], result_type=Detected).result()
+        # Two runs happened (triggered within one second, they share a workflow id, not a run).
+        runs = [(a.action.workflow_id, a.action.first_execution_run_id) for a in recent]
+        assert len(set(runs)) == 2
+        workflow_id, run_id = runs[-1]
+        handle = temporal.get_workflow_handle(workflow_id, run_id=run_id, result_type=Detected)
+        result = await handle.result()
         # Only the new order: the first was behind the watermark, so it is neither opened nor
         # signalled again (a run from the first lookback would find it and signal its case).
         assert (result.opened, result.signalled, result.invalid) == (1, 0, 0)
