@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import problems
 from workflows.care import errors, search
-from workflows.care.models import SYSTEM, Actor, CaseDetail, Role
+from workflows.care.models import SYSTEM, ActionAck, Actor, CaseDetail, Role
 from workflows.referral import models as referral
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -64,7 +64,7 @@ async def open_referral(client: Client, order: referral.ReferralInput, task_queu
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
     try:
-        case = await client.execute_update_with_start_workflow(
+        ack = await client.execute_update_with_start_workflow(
             ReferralWorkflow.open_case,
             referral.OpenCase(actor=SYSTEM),
             start_workflow_operation=start,
@@ -72,7 +72,9 @@ async def open_referral(client: Client, order: referral.ReferralInput, task_queu
     except WorkflowAlreadyStartedError:
         # The order's case has already closed: it is answered, never reopened.
         return Opened(await query_case(client, order.case_id), created=False)
-    return Opened(case, created=case.created)
+    case = await query_case(client, order.case_id)
+    case.created = ack.created
+    return Opened(case, created=ack.created)
 
 
 async def query_case(client: Client, case_id: str) -> CaseDetail:
@@ -122,10 +124,11 @@ async def act(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             problems(err),
         ) from None
+    handle = client.get_workflow_handle(case_id)
     try:
-        return await client.get_workflow_handle(case_id).execute_update(
-            update, payload, result_type=CaseDetail
-        )
+        # The update answers with a small acknowledgement (all its history keeps of it); the
+        # case itself is read by query, which leaves nothing in the history.
+        await handle.execute_update(update, payload, result_type=ActionAck)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type in STATUS_FOR:
@@ -133,12 +136,28 @@ async def act(
         raise
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            if "completed" in err.message or "closed" in err.message:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT, "The case is closed; no more actions are accepted"
-                ) from None
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}") from None
+            raise await _not_running(client, case_id) from None
         raise
+    return await query_case(client, case_id)
+
+
+async def _not_running(client: Client, case_id: str) -> HTTPException:
+    """Why an action found no running case: closed (409) or unknown (404). Told from the case's
+    described status, not from the server's wording, which differs between Temporal servers."""
+    try:
+        described = await client.get_workflow_handle(case_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}")
+        raise
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        return HTTPException(
+            status.HTTP_409_CONFLICT, "The case is closed; no more actions are accepted"
+        )
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "The case could not take the action right now; nothing was recorded, try again",
+    )
 
 
 class QueueItem(BaseModel):

@@ -8,10 +8,11 @@ import pytest
 from sqlmodel import Session, select
 from temporalio.exceptions import ApplicationError
 
+from activities.ledger.anchor import Anchor
 from activities.ledger.append import append_entries
 from activities.ledger.tables import CaseSummary, LedgerRow
-from api.audit import case_trail, verify_chain
-from tests.workflows.referral_kit import COORDINATOR, ledger_written, open_referral, running
+from api.audit import case_trail, check_case, verify_chain
+from tests.workflows.referral_kit import COORDINATOR, act, ledger_written, open_referral, running
 from workflows.care.models import LedgerEntry
 from workflows.referral.models import Assign, MarkCompleted, MarkScheduled
 from workflows.referral.workflow import ReferralWorkflow
@@ -27,7 +28,8 @@ async def run_a_case(time_skipping, client, engine, task_queue):
             MarkScheduled(actor=COORDINATOR, appointment="Appointment/a1", appointment_at=visit),
         )
         await time_skipping.sleep(timedelta(days=3))
-        done = await handle.execute_update(
+        done = await act(
+            handle,
             ReferralWorkflow.mark_completed,
             MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r1"),
         )
@@ -45,7 +47,7 @@ async def test_every_event_reaches_the_ledger_in_order(time_skipping, client, en
     assert {(e.pathway, e.team, e.case_type) for e in trail} == {
         ("referral", "cardiology", "referral")
     }
-    report = verify_chain(done.case_id, trail, done.timeline)
+    report = verify_chain(done.case_id, trail, done)
     assert report.intact and report.temporal_checked and report.entries == len(done.timeline)
 
     with Session(engine) as session:
@@ -59,12 +61,12 @@ async def test_an_actions_entries_follow_its_reply_and_the_check_allows_for_them
 ):
     async with running(client, engine, task_queue):
         handle = await open_referral(client, task_queue)
-        claimed = await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        claimed = await act(handle, ReferralWorkflow.assign, Assign(actor=COORDINATOR))
         # Whatever the reply counts as pending is the newest of its timeline, and the ledger read
         # now holds at least the rest: the chain check, told the count, finds nothing missing.
         trail = case_trail(engine, claimed.case_id)
         assert len(trail) >= len(claimed.timeline) - claimed.ledger_pending
-        report = verify_chain(claimed.case_id, trail, claimed.timeline, claimed.ledger_pending)
+        report = verify_chain(claimed.case_id, trail, claimed)
         assert report.intact and report.temporal_checked
 
         detail = await ledger_written(handle)
@@ -72,9 +74,11 @@ async def test_an_actions_entries_follow_its_reply_and_the_check_allows_for_them
         assert [e.kind for e in trail] == ["opened", "assigned", "stage_changed"]
         assert [e.kind for e in trail] == [e.kind.value for e in detail.timeline]
         # Without the pending count, a ledger that lags looks broken: the count is what tells.
-        behind = verify_chain(detail.case_id, trail[:-2], detail.timeline)
+        behind = verify_chain(detail.case_id, trail[:-2], detail)
         assert not behind.intact and behind.first_broken_seq == len(trail) - 1
-        lagging = verify_chain(detail.case_id, trail[:-2], detail.timeline, pending=2)
+        lagging = verify_chain(
+            detail.case_id, trail[:-2], detail.model_copy(update={"ledger_pending": 2})
+        )
         assert lagging.intact and lagging.pending == 2
 
 
@@ -103,9 +107,18 @@ async def test_chain_check_finds_an_edited_and_a_deleted_row(
         row.summary = "Nothing happened here"
         session.add(row)
         session.commit()
-    edited = verify_chain(done.case_id, case_trail(engine, done.case_id), None)
+    # The summary's words are not hashed (a rewording must not break replaying cases), but the
+    # seal the ledger put on the row when it stored it covers them.
+    edited = check_case(engine, done.case_id, None, Anchor())
     assert (edited.intact, edited.first_broken_seq) == (False, 3)
     assert "edited" in edited.problem
+    with Session(engine) as session:
+        row = session.exec(select(LedgerRow).where(LedgerRow.seq == 3)).one()
+        row.stage_after = "completed"
+        session.add(row)
+        session.commit()
+    rehashed = verify_chain(done.case_id, case_trail(engine, done.case_id), None)
+    assert (rehashed.intact, rehashed.first_broken_seq) == (False, 3)
 
     with Session(engine) as session:
         session.delete(session.exec(select(LedgerRow).where(LedgerRow.seq == 2)).one())

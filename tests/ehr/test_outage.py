@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from activities.fhir.client import FhirClient
-from tests.workflows.referral_kit import COORDINATOR, referral_input
+from tests.workflows.referral_kit import COORDINATOR, act, referral_input
 from workers import dev, ehr_sandbox
 from workers.client import connect
 from workers.worker import build_worker
@@ -54,7 +54,7 @@ async def test_verification_waits_out_an_outage(temporal_address, tmp_path, engi
                 appointment=f"Appointment/{visit['id']}",
                 appointment_at=datetime.fromisoformat(visit["start"]),
             )
-            waiting = await handle.execute_update(ReferralWorkflow.mark_scheduled, claim)
+            waiting = await act(handle, ReferralWorkflow.mark_scheduled, claim)
             assert waiting.stage == "awaiting_scheduling"
             assert "waiting_on_ehr_since" in waiting.moments
             assert waiting.timeline[-1].kind == EventKind.EXCEPTION_RAISED
@@ -143,7 +143,7 @@ async def test_a_refusal_is_not_retried_and_reaches_the_timeline(temporal_addres
             appointment=f"Appointment/{visit['id']}",
             appointment_at=datetime.fromisoformat(visit["start"]),
         )
-        answer = await handle.execute_update(ReferralWorkflow.mark_scheduled, claim)
+        answer = await act(handle, ReferralWorkflow.mark_scheduled, claim)
         await handle.terminate("test finished")
     await fhir.aclose()
     assert answer.stage == "awaiting_scheduling" and answer.counters["rework"] == 1

@@ -84,3 +84,10 @@ async def open_referral(
     )
     _opened.setdefault(task_queue, []).append(handle)
     return handle
+
+
+async def act(handle: WorkflowHandle, update, action) -> CaseDetail:
+    """A care-team action as the API takes it: the update answers with an acknowledgement, and
+    the case is then read by query."""
+    await handle.execute_update(update, action)
+    return await handle.query(ReferralWorkflow.detail)
