@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import HTTPException, status
@@ -16,6 +16,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -43,6 +44,13 @@ STATUS_FOR = {
     errors.ACTION_NOT_ALLOWED: status.HTTP_409_CONFLICT,
     errors.FORBIDDEN: status.HTTP_403_FORBIDDEN,
     errors.INVALID_ACTION: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+QUERY_WITHIN = timedelta(seconds=5)
+# A query nobody answered in time: no worker polls, or the case's workflow task keeps failing.
+UNANSWERED = {
+    RPCStatusCode.FAILED_PRECONDITION,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
 }
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_\-.:/@ ]{1,128}$")
 
@@ -78,12 +86,20 @@ async def open_referral(client: Client, order: referral.ReferralInput, task_queu
 
 
 async def query_case(client: Client, case_id: str) -> CaseDetail:
+    handle = client.get_workflow_handle(case_id)
     try:
-        return await client.get_workflow_handle(case_id).query(ReferralWorkflow.detail)
+        return await handle.query(ReferralWorkflow.detail, rpc_timeout=QUERY_WITHIN)
     except RPCError as err:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}") from None
-        if err.status in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.DEADLINE_EXCEEDED):
+        if err.status in UNANSWERED:
+            held = await _held_because(handle)
+            if held:
+                raise HTTPException(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    f"The case is held until this is fixed: {held}. Nothing is lost; it goes "
+                    "on by itself once the cause is fixed",
+                ) from None
             # Temporal keeps the case; only no worker is answering for it right now.
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -91,6 +107,18 @@ async def query_case(client: Client, case_id: str) -> CaseDetail:
                 "nothing is lost, try again shortly",
             ) from None
         raise
+
+
+async def _held_because(handle: WorkflowHandle) -> str | None:
+    """Why the case's workflow task keeps failing (a ledger refusal, say), if it does."""
+    described = await handle.describe()
+    if described.raw_description.pending_workflow_task.attempt < 2:
+        return None
+    reason = None
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            reason = event.workflow_task_failed_event_attributes.failure.message
+    return (reason or "its workflow task keeps failing")[:500]
 
 
 def authorize_read(actor: Actor, case: CaseDetail) -> None:

@@ -46,7 +46,7 @@ NOTICES_BESIDE_PATCH = "notices-beside-the-case"
 NOTICE_WITHIN = timedelta(hours=1)
 # Cases started before this never continue as new; since, they do when their history grows.
 CONTINUE_PATCH = "continue-as-new"
-HISTORY_EVENTS = 2_000  # the kit's own bound, well under Temporal's 51,200
+HISTORY_EVENTS = 1_000  # the kit's own bound, far under Temporal's 51,200: a replay stays quick
 HISTORY_BYTES = 2 * 1024 * 1024  # and Temporal's 50 MB
 TIMELINE_KEPT = 50  # events the workflow itself keeps; the ledger keeps them all
 
@@ -71,6 +71,7 @@ class Case:
         pathway: str,
         pathway_version: str,
         snapshot: CaseSnapshot | None = None,
+        history_events: int = HISTORY_EVENTS,
     ) -> None:
         """A new case, opened now; or, with `snapshot`, the case going on in a new run."""
         self.case_id = case_id
@@ -87,6 +88,7 @@ class Case:
         self.notices_beside = workflow.patched(NOTICES_BESIDE_PATCH)
         self.continues = workflow.patched(CONTINUE_PATCH)
         self.deliveries: set[asyncio.Task[None]] = set()
+        self.history_events = history_events
         self.continuing = False
         if snapshot is not None:
             self._resume(snapshot, pathway, pathway_version)
@@ -351,7 +353,7 @@ class Case:
             info = workflow.info()
             self.continuing = (
                 info.is_continue_as_new_suggested()
-                or info.get_current_history_length() >= HISTORY_EVENTS
+                or info.get_current_history_length() >= self.history_events
                 or info.get_current_history_size() >= HISTORY_BYTES
             )
         return self.continuing

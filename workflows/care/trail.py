@@ -147,9 +147,10 @@ class AuditTrail:
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=LEDGER_RETRY,
                 )
-            except ActivityError as err:
-                # Only a refusal gets here (anything else is retried): stop writing, loudly.
-                cause = err.cause
+            except (ActivityError, ApplicationError) as err:
+                # Only a refusal gets here (anything else is retried): stop writing, loudly. A
+                # local activity's failure may arrive as itself or wrapped in an ActivityError.
+                cause = err.cause if isinstance(err, ActivityError) else err
                 reason = cause.message if isinstance(cause, ApplicationError) else str(err)
                 self.failure = f"The audit ledger refused this case's entries: {reason}"[:500]
                 workflow.metric_meter().create_counter(

@@ -79,6 +79,8 @@ class ReferralPolicy(BaseModel):
     report_within: int = 10  # after the appointment
     remind_before: int = 1
     max_unreached_attempts: int = 3
+    # A case continues as new past this many history events (or when Temporal suggests it).
+    history_events: int = 1_000
 
 
 class ReferralInput(BaseModel):

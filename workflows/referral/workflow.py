@@ -74,6 +74,7 @@ class ReferralWorkflow:
             pathway="referral",
             pathway_version=PATHWAY_VERSION,
             snapshot=order.snapshot,
+            history_events=order.policy.history_events,
         )
         self.opened_by_request = bool(order.snapshot and order.snapshot.opened_by_request)
         self.ehr = EhrLink(self.case, enabled=order.ehr)
