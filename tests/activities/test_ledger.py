@@ -10,9 +10,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ledger.anchor import Anchor
 from activities.ledger.append import append_entries
-from activities.ledger.tables import CaseSummary, LedgerRow
-from api.audit import case_trail, check_case, verify_chain
+from activities.ledger.tables import CaseSummary, LedgerHead, LedgerRow
+from api.audit import case_head, case_trail, check_case, verify_chain
 from tests.workflows.referral_kit import COORDINATOR, act, ledger_written, open_referral, running
+from workflows.care.chain import link
 from workflows.care.models import LedgerEntry
 from workflows.referral.models import Assign, MarkCompleted, MarkScheduled
 from workflows.referral.workflow import ReferralWorkflow
@@ -126,3 +127,93 @@ async def test_chain_check_finds_an_edited_and_a_deleted_row(
     deleted = verify_chain(done.case_id, case_trail(engine, done.case_id), None)
     assert (deleted.intact, deleted.first_broken_seq) == (False, 2)
     assert "missing" in deleted.problem
+
+
+def _rows(engine, case_id: str) -> list[LedgerRow]:
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(LedgerRow).where(LedgerRow.case_id == case_id).order_by(LedgerRow.seq)
+            )
+        )
+
+
+def _rewrite(engine, rows: list[LedgerRow]) -> None:
+    with Session(engine) as session:
+        for row in rows:
+            session.merge(row)
+        session.commit()
+
+
+async def test_a_cut_tail_a_forged_entry_and_a_rehashed_chain_are_found_without_temporal(
+    time_skipping, client, engine, task_queue
+):
+    """After Temporal has forgotten the case (no timeline to compare with), the signed head alone
+    tells a whole chain from one someone with write access to the database has reshaped."""
+    done = await run_a_case(time_skipping, client, engine, task_queue)
+    anchor = Anchor()
+    whole = check_case(engine, done.case_id, None, anchor)
+    assert whole.intact and whole.anchored and whole.entries == done.events
+    head = case_head(engine, done.case_id)
+
+    # A forged entry appended at the end, correctly linked and hashed.
+    last = LedgerEntry.model_validate(
+        case_trail(engine, done.case_id)[-1].model_dump(exclude={"recorded_at", "seal"})
+    )
+    extra = last.model_copy(
+        update={"seq": last.seq + 1, "prev_hash": last.hash, "kind": "note", "summary": "ok"}
+    )
+    extra.hash = link(extra.prev_hash, extra.content())
+    data = extra.model_dump(mode="json") | {"at": extra.at}
+    with Session(engine) as session:
+        session.add(LedgerRow(**data))
+        session.commit()
+    appended = check_case(engine, done.case_id, None, anchor)
+    assert (appended.intact, appended.first_broken_seq) == (False, last.seq + 1)
+    assert "added after the signed head" in appended.problem
+    # ...and the head moved to it, signed with a key other than the ledger's.
+    with Session(engine) as session:
+        moved = session.get(LedgerHead, done.case_id)
+        moved.last_seq, moved.head_hash = extra.seq, extra.hash
+        moved.signature = Anchor("someone-elses-key-" + "x" * 30).sign(
+            done.case_id, extra.seq, extra.hash
+        )
+        session.add(moved)
+        session.commit()
+    resigned = check_case(engine, done.case_id, None, anchor)
+    assert not resigned.intact and "signed head does not hold" in resigned.problem
+    with Session(engine) as session:
+        session.delete(session.exec(select(LedgerRow).where(LedgerRow.seq == last.seq + 1)).one())
+        session.merge(head)
+        session.commit()
+    assert check_case(engine, done.case_id, None, anchor).intact
+
+    # The tail cut: the last two entries deleted.
+    rows = _rows(engine, done.case_id)
+    with Session(engine) as session:
+        for row in rows[-2:]:
+            session.delete(session.get(LedgerRow, row.id))
+        session.commit()
+    cut = check_case(engine, done.case_id, None, anchor)
+    assert (cut.intact, cut.first_broken_seq) == (False, len(rows) - 1)
+    assert "the tail was cut" in cut.problem
+    _rewrite(engine, rows[-2:])
+    assert check_case(engine, done.case_id, None, anchor).intact
+
+    # Re-hashed from the second entry on, every link consistent: the chain alone looks whole.
+    rows, previous = _rows(engine, done.case_id), None
+    events = case_trail(engine, done.case_id)
+    for row, event in zip(rows, events, strict=True):
+        if row.seq >= 2:
+            entry = LedgerEntry.model_validate(event.model_dump(exclude={"recorded_at", "seal"}))
+            if row.seq == 2:
+                entry.details = row.details = {"owner": "mallory"}
+            entry.prev_hash = previous
+            row.prev_hash, row.hash = previous, link(previous, entry.content())
+            row.seal = None
+        previous = row.hash
+    _rewrite(engine, rows)
+    assert verify_chain(done.case_id, case_trail(engine, done.case_id), None).intact
+    rehashed = check_case(engine, done.case_id, None, anchor)
+    assert not rehashed.intact and rehashed.first_broken_seq == len(rows)
+    assert "re-hashed" in rehashed.problem
