@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
@@ -149,13 +149,15 @@ class EhrLink:
             await workflow.wait_condition(handle.done, timeout=ANSWER_WITHIN)
         except TimeoutError:
             self._waiting_on_ehr(f"verify {_claimed(check)}")
+        gave_up = False
         try:
             verdict = await handle
         except ActivityError as err:
-            # Refused by the EHR (a 4xx): retrying cannot help; the owner sees the EHR's words.
+            # Refused by the EHR (a 4xx), or silent past VERIFY_WITHIN: the owner sees why.
+            gave_up = err.retry_state == RetryState.TIMEOUT
             verdict = Verdict(verified=False, reason=_refusal(err))
         finally:
-            self._ehr_answered()
+            self._ehr_answered(gave_up=gave_up)
         if verdict.verified:
             self.case.record(
                 EventKind.VERIFIED,
@@ -287,20 +289,22 @@ class EhrLink:
                 f"Waiting on the EHR to {what}; retrying until it answers",
             )
 
-    def _ehr_answered(self) -> None:
+    def _ehr_answered(self, *, gave_up: bool = False) -> None:
         if self.waiting:
             self.waiting = False
             self.case.moments.pop("waiting_on_ehr_since", None)
-            self.case.record(EventKind.EXCEPTION_CLEARED, SYSTEM, "The EHR answered again")
+            said = "Stopped waiting on the EHR" if gave_up else "The EHR answered again"
+            self.case.record(EventKind.EXCEPTION_CLEARED, SYSTEM, said)
 
 
 def _refusal(err: ActivityError) -> str:
     cause = err.cause
+    if err.retry_state == RetryState.TIMEOUT or isinstance(cause, ActivityTimeout):
+        hours = VERIFY_WITHIN.total_seconds() / 3600
+        last = f" (last: {cause.message})" if isinstance(cause, ApplicationError) else ""
+        return f"the EHR did not answer for {hours:g} hour{last}; claim it again once it is back"
     if isinstance(cause, ApplicationError):
         return cause.message
-    if isinstance(cause, ActivityTimeout):
-        hours = VERIFY_WITHIN.total_seconds() / 3600
-        return f"the EHR did not answer for {hours:g} hour(s); claim it again once it is back"
     return "the EHR call failed"
 
 
