@@ -7,6 +7,7 @@ under the old code must still replay (guard changes with `workflow.patched`).
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
 from datetime import timedelta
@@ -15,10 +16,20 @@ from pathlib import Path
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from tests.workflows.referral_kit import COORDINATOR, SUPERVISOR, open_referral, running
+from api.audit import case_trail
+from tests.workflows.ledger_replay import ledger_file, replayed_entries
+from tests.workflows.referral_kit import (
+    COORDINATOR,
+    SUPERVISOR,
+    open_referral,
+    referral_input,
+    running,
+)
+from tests.workflows.test_long_lived import runs_of
 from workers.client import register_search_attributes
 from workers.database import make_engine
 from workflows.referral.models import (
+    AddNote,
     Assign,
     Channel,
     MarkCompleted,
@@ -26,6 +37,7 @@ from workflows.referral.models import (
     MarkScheduled,
     OutreachOutcome,
     RecordOutreach,
+    ReferralPolicy,
 )
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -38,6 +50,8 @@ def test_server() -> str | None:
 
 
 async def record(version: str) -> Path:
+    if version == "v3":
+        return await record_continued()
     if version != "v1":
         from tests.workflows.ehr_history import record_with_ehr
 
@@ -85,6 +99,58 @@ async def record(version: str) -> Path:
     path = HISTORIES / f"referral-{version}.json"
     path.write_text(history.to_json())
     return path
+
+
+async def record_continued() -> Path:
+    """A case on today's care kit: replies before their ledger entries, structured hashes, and a
+    history bound low enough (60 events) that it continues as new twice. Each run is one file,
+    with the ledger entries it wrote beside it."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=test_server()
+    )
+    async with env:
+        await register_search_attributes(env.client)
+        engine = make_engine(f"sqlite:///{tempfile.mkdtemp()}/app.db")
+        order = referral_input().model_copy(update={"policy": ReferralPolicy(history_events=60)})
+        async with running(env.client, engine, "record"):
+            handle = await open_referral(env.client, "record", order)
+            await env.sleep(timedelta(days=4))  # unowned past its window: escalation
+            await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+            for day in range(12):
+                await handle.execute_update(
+                    ReferralWorkflow.record_outreach,
+                    RecordOutreach(
+                        actor=COORDINATOR, channel=Channel.PHONE, outcome=OutreachOutcome.REACHED
+                    ),
+                )
+                await handle.execute_update(
+                    ReferralWorkflow.add_note, AddNote(actor=COORDINATOR, text=f"day {day}")
+                )
+                await env.sleep(timedelta(days=1))
+            visit = await env.get_current_time() + timedelta(days=2)
+            await handle.execute_update(
+                ReferralWorkflow.mark_scheduled,
+                MarkScheduled(
+                    actor=COORDINATOR, appointment="Appointment/a1", appointment_at=visit
+                ),
+            )
+            await env.sleep(timedelta(days=3))
+            await handle.execute_update(
+                ReferralWorkflow.mark_completed,
+                MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r1"),
+            )
+            await handle.result()
+            runs = await runs_of(env.client, handle.id)
+        stored = {entry.seq: entry for entry in case_trail(engine, handle.id)}
+    for number, history in enumerate(runs, start=1):
+        path = HISTORIES / f"referral-v3-run{number}.json"
+        path.write_text(history.to_json())
+        seqs = [entry["seq"] for entry in await replayed_entries(path)]
+        written = [
+            stored[seq].model_dump(mode="json", exclude={"recorded_at", "seal"}) for seq in seqs
+        ]
+        ledger_file(path).write_text(json.dumps(written, indent=1, sort_keys=True) + "\n")
+    return HISTORIES / "referral-v3-run1.json"
 
 
 if __name__ == "__main__":

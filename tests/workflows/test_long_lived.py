@@ -37,13 +37,13 @@ def weekdays_after(start: date, count: int) -> date:
 
 async def runs_of(client: Client, case_id: str) -> list[WorkflowHistory]:
     """Every run of the case, oldest first, following each run back to the one it continued."""
-    histories, run_id = [], (await client.get_workflow_handle(case_id).describe()).run_id
-    while run_id:
-        history = await client.get_workflow_handle(case_id, run_id=run_id).fetch_history()
-        histories.insert(0, history)
-        started = history.events[0].workflow_execution_started_event_attributes
-        run_id = started.continued_execution_run_id
-    return histories
+    histories = [await client.get_workflow_handle(case_id).fetch_history()]  # the newest run
+    while True:
+        started = histories[0].events[0].workflow_execution_started_event_attributes
+        if not started.continued_execution_run_id:
+            return histories
+        run = client.get_workflow_handle(case_id, run_id=started.continued_execution_run_id)
+        histories.insert(0, await run.fetch_history())
 
 
 async def test_six_months_and_300_actions_stay_bounded_and_unbroken(

@@ -21,8 +21,9 @@ async def test_recorded_history_replays_and_rewrites_its_ledger(path: Path):
     recorded = json.loads(ledger_file(path).read_text())
     replayed = await replayed_entries(path)
     assert [(e["seq"], e["hash"]) for e in replayed] == [(e["seq"], e["hash"]) for e in recorded]
-    # And each recorded hash holds up against its own content, linked to the one before.
-    previous = GENESIS
+    # And each recorded hash holds up against its own content, linked to the one before (a run
+    # that continued a case goes on from the chain head its predecessor left).
+    previous = recorded[0]["prev_hash"] if recorded else GENESIS
     for entry in recorded:
         stored = LedgerEntry.model_validate(entry)
         assert stored.prev_hash == previous
@@ -33,3 +34,13 @@ async def test_recorded_history_replays_and_rewrites_its_ledger(path: Path):
 def test_there_are_recorded_histories_with_their_ledgers():
     assert RECORDED, "record one with python -m tests.workflows.record_histories"
     assert all(ledger_file(path).exists() for path in RECORDED)
+
+
+def test_a_continued_case_goes_on_from_its_predecessors_chain_head():
+    runs = sorted(HISTORIES.glob("referral-v3-run*.ledger.json"), key=lambda p: int(p.stem[15:-7]))
+    assert len(runs) >= 2
+    previous, seq = GENESIS, 0
+    for run in runs:
+        entries = json.loads(run.read_text())
+        assert entries[0]["prev_hash"] == previous and entries[0]["seq"] == seq + 1
+        previous, seq = entries[-1]["hash"], entries[-1]["seq"]
