@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from temporalio.client import Client, WorkflowHistory
 
 from bench import orders
-from bench.baseline import BASELINE_QUEUE, UpdateWorkflow
+from bench.baseline import UpdateWorkflow
 from bench.report import Row
+from bench.stack import BASELINE_QUEUE
 from workers.settings import Settings
 from workflows.care.models import Actor, Role
 from workflows.referral.models import AddNote
