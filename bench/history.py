@@ -17,6 +17,7 @@ from bench import orders
 from bench.baseline import UpdateWorkflow
 from bench.report import Row
 from bench.stack import BASELINE_QUEUE
+from workers.histories import case_runs
 from workers.settings import Settings
 from workflows.care.models import Actor, Role
 from workflows.referral.models import AddNote
@@ -53,7 +54,7 @@ async def growth(client: Client, settings: Settings, run: str, actions: int) -> 
         await raw.execute_update(UpdateWorkflow.add_note, f"n{i}")
     await raw.signal(UpdateWorkflow.finish)
     await raw.result()
-    runs = await _runs(client, case.id)
+    runs = await case_runs(client, case.id)
     raw_history = await raw.fetch_history()
     return Growth(
         actions=actions,
@@ -89,16 +90,6 @@ def rows(measured: list[Growth]) -> list[Row]:
                 )
             )
     return out
-
-
-async def _runs(client: Client, case_id: str) -> list[WorkflowHistory]:
-    histories = [await client.get_workflow_handle(case_id).fetch_history()]
-    while True:
-        started = histories[0].events[0].workflow_execution_started_event_attributes
-        if not started.continued_execution_run_id:
-            return histories
-        run = client.get_workflow_handle(case_id, run_id=started.continued_execution_run_id)
-        histories.insert(0, await run.fetch_history())
 
 
 def _size(history: WorkflowHistory) -> int:

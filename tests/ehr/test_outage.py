@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError
 
 from activities.fhir.client import FhirClient
 from api.audit import case_trail
@@ -189,50 +191,59 @@ async def test_a_long_outage_gives_the_claim_back_and_a_cancel_waits_for_it(
             }
         )
 
+    handles, claims = [], []
     async with build_worker(client, engine, task_queue=task_queue, fhir=fhir):
-        handles, claims = [], []
-        for _ in range(2):
-            patient = ehr.patient()
-            order = ehr.order(patient)
-            visit = ehr.appointment(patient, datetime.now(UTC) + timedelta(days=3), order)
-            case = case_for(patient, order)
-            handle = await client.start_workflow(
-                ReferralWorkflow.run, case, id=case.case_id, task_queue=task_queue
-            )
-            await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
-            claim = MarkScheduled(
-                actor=COORDINATOR,
-                appointment=f"Appointment/{visit['id']}",
-                appointment_at=datetime.fromisoformat(visit["start"]),
-            )
-            waiting = await act(handle, ReferralWorkflow.mark_scheduled, claim)
-            assert "waiting_on_ehr_since" in waiting.moments
-            handles.append(handle)
-            claims.append(claim)
-        stays, cancelled = handles
+        try:
+            for _ in range(2):
+                patient = ehr.patient()
+                order = ehr.order(patient)
+                # The test clock has moved on with the tests before: the visit is three days on it.
+                soon = await time_skipping.get_current_time() + timedelta(days=3)
+                visit = ehr.appointment(patient, soon, order)
+                case = case_for(patient, order)
+                handle = await client.start_workflow(
+                    ReferralWorkflow.run, case, id=case.case_id, task_queue=task_queue
+                )
+                await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+                claim = MarkScheduled(
+                    actor=COORDINATOR,
+                    appointment=f"Appointment/{visit['id']}",
+                    appointment_at=datetime.fromisoformat(visit["start"]),
+                )
+                waiting = await act(handle, ReferralWorkflow.mark_scheduled, claim)
+                assert "waiting_on_ehr_since" in waiting.moments
+                handles.append(handle)
+                claims.append(claim)
+            stays, cancelled = handles
 
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await stays.execute_update(ReferralWorkflow.mark_scheduled, claims[0])
-        assert "still being verified" in str(refused.value.cause)
-        await cancelled.execute_update(
-            ReferralWorkflow.cancel, Cancel(actor=COORDINATOR, reason="Ordered twice")
-        )
-        history = await cancelled.fetch_history()  # the check still runs: the case waits for it
-        assert history.events[-1].event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await stays.execute_update(ReferralWorkflow.mark_scheduled, claims[0])
+            assert "still being verified" in str(refused.value.cause)
+            await cancelled.execute_update(
+                ReferralWorkflow.cancel, Cancel(actor=COORDINATOR, reason="Ordered twice")
+            )
+            history = await cancelled.fetch_history()  # the check still runs: the case waits for it
+            assert (
+                history.events[-1].event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+            )
 
-        await time_skipping.sleep(timedelta(hours=2))
-        outcome = await cancelled.result()
-        assert outcome.stage == "cancelled"
-        after = await ledger_written(stays)
-        assert after.stage == "awaiting_scheduling" and after.counters["rework"] == 1
-        rework = [e for e in after.timeline if e.kind == EventKind.REWORK][-1]
-        assert "did not answer for 1 hour" in rework.summary
-        # The lock is free again: the next claim is taken (and waits on the EHR in its turn).
-        later = (await time_skipping.get_current_time()) + timedelta(days=3)
-        claim = claims[0].model_copy(update={"appointment_at": later})
-        again = await act(stays, ReferralWorkflow.mark_scheduled, claim)
-        assert again.ledger_pending >= 0 and "waiting_on_ehr_since" in again.moments
-        await stays.terminate("test finished")
+            await time_skipping.sleep(timedelta(hours=2))
+            outcome = await cancelled.result()
+            assert outcome.stage == "cancelled"
+            after = await ledger_written(stays)
+            assert after.stage == "awaiting_scheduling" and after.counters["rework"] == 1
+            rework = [e for e in after.timeline if e.kind == EventKind.REWORK][-1]
+            assert "did not answer for 1 hour" in rework.summary
+            # The lock is free again: the next claim is taken (and waits on the EHR in its turn).
+            later = (await time_skipping.get_current_time()) + timedelta(days=3)
+            claim = claims[0].model_copy(update={"appointment_at": later})
+            again = await act(stays, ReferralWorkflow.mark_scheduled, claim)
+            assert again.ledger_pending >= 0 and "waiting_on_ehr_since" in again.moments
+        finally:
+            # Left open, their timers would hold back the time-skipping server for later tests.
+            for handle in handles:
+                with suppress(RPCError):
+                    await handle.terminate("test finished")
     await fhir.aclose()
     trail = case_trail(engine, cancelled.id)
     kinds = [e.kind for e in trail]

@@ -25,9 +25,9 @@ from tests.workflows.referral_kit import (
     referral_input,
     running,
 )
-from tests.workflows.test_long_lived import runs_of
 from workers.client import register_search_attributes
 from workers.database import make_engine
+from workers.histories import case_runs
 from workflows.referral.models import (
     AddNote,
     Assign,
@@ -47,6 +47,23 @@ HISTORIES = Path(__file__).parent / "histories"
 def test_server() -> str | None:
     local = Path(sys.executable).parent / "temporal-test-server"
     return str(local) if local.exists() else None
+
+
+async def visit_and_report(
+    env: WorkflowEnvironment, handle, appointment: str, *, visit_in: int, report_after: int
+) -> None:
+    """Scheduled `visit_in` days ahead, the report filed `report_after` days on: the case closes."""
+    visit = await env.get_current_time() + timedelta(days=visit_in)
+    await handle.execute_update(
+        ReferralWorkflow.mark_scheduled,
+        MarkScheduled(actor=COORDINATOR, appointment=appointment, appointment_at=visit),
+    )
+    await env.sleep(timedelta(days=report_after))
+    await handle.execute_update(
+        ReferralWorkflow.mark_completed,
+        MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r1"),
+    )
+    await handle.result()
 
 
 async def record(version: str) -> Path:
@@ -82,19 +99,7 @@ async def record(version: str) -> Path:
             )
             await env.sleep(timedelta(days=3))
             await handle.execute_update(ReferralWorkflow.mark_no_show, MarkNoShow(actor=SUPERVISOR))
-            visit = await env.get_current_time() + timedelta(days=1)
-            await handle.execute_update(
-                ReferralWorkflow.mark_scheduled,
-                MarkScheduled(
-                    actor=COORDINATOR, appointment="Appointment/a2", appointment_at=visit
-                ),
-            )
-            await env.sleep(timedelta(days=2))
-            await handle.execute_update(
-                ReferralWorkflow.mark_completed,
-                MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r1"),
-            )
-            await handle.result()
+            await visit_and_report(env, handle, "Appointment/a2", visit_in=1, report_after=2)
             history = await handle.fetch_history()
     path = HISTORIES / f"referral-{version}.json"
     path.write_text(history.to_json())
@@ -127,20 +132,8 @@ async def record_continued() -> Path:
                     ReferralWorkflow.add_note, AddNote(actor=COORDINATOR, text=f"day {day}")
                 )
                 await env.sleep(timedelta(days=1))
-            visit = await env.get_current_time() + timedelta(days=2)
-            await handle.execute_update(
-                ReferralWorkflow.mark_scheduled,
-                MarkScheduled(
-                    actor=COORDINATOR, appointment="Appointment/a1", appointment_at=visit
-                ),
-            )
-            await env.sleep(timedelta(days=3))
-            await handle.execute_update(
-                ReferralWorkflow.mark_completed,
-                MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r1"),
-            )
-            await handle.result()
-            runs = await runs_of(env.client, handle.id)
+            await visit_and_report(env, handle, "Appointment/a1", visit_in=2, report_after=3)
+            runs = await case_runs(env.client, handle.id)
         stored = {entry.seq: entry for entry in case_trail(engine, handle.id)}
     for number, history in enumerate(runs, start=1):
         path = HISTORIES / f"referral-v3-run{number}.json"

@@ -7,13 +7,13 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.fhir.models import EhrEvent
 from activities.ledger.anchor import Anchor
 from api.audit import case_trail, check_case
+from workers.histories import case_runs
 from workflows.care import search
 from workflows.referral.models import AddNote, Assign, Channel, OutreachOutcome, RecordOutreach
 from workflows.referral.workflow import ReferralWorkflow
@@ -33,17 +33,6 @@ def weekdays_after(start: date, count: int) -> date:
         if day.weekday() < 5:
             count -= 1
     return day
-
-
-async def runs_of(client: Client, case_id: str) -> list[WorkflowHistory]:
-    """Every run of the case, oldest first, following each run back to the one it continued."""
-    histories = [await client.get_workflow_handle(case_id).fetch_history()]  # the newest run
-    while True:
-        started = histories[0].events[0].workflow_execution_started_event_attributes
-        if not started.continued_execution_run_id:
-            return histories
-        run = client.get_workflow_handle(case_id, run_id=started.continued_execution_run_id)
-        histories.insert(0, await run.fetch_history())
 
 
 async def test_six_months_and_300_actions_stay_bounded_and_unbroken(
@@ -72,7 +61,7 @@ async def test_six_months_and_300_actions_stay_bounded_and_unbroken(
                 await time_skipping.sleep(timedelta(days=6))  # 30 of them: 180 days
         detail = await ledger_written(handle)
         described = await handle.describe()
-        histories = await runs_of(client, handle.id)
+        histories = await case_runs(client, handle.id)
 
     # It continued as new, and no run's history outgrew the bound.
     assert len(histories) >= 2 and detail.run == len(histories)
