@@ -66,13 +66,17 @@ async def running(client: Client, engine, task_queue: str):
 
 
 async def ledger_written(handle: WorkflowHandle) -> CaseDetail:
-    """An action answers before its ledger entries are stored: wait until they are."""
-    for _ in range(200):
+    """An action answers before its ledger entries are stored, and a reminder or escalation is
+    on the case before its notice is delivered: wait until both are done."""
+    for _ in range(250):
         detail = await handle.query(ReferralWorkflow.detail)
-        if detail.ledger_pending == 0:
+        if detail.ledger_pending == 0 and detail.notices_pending == 0:
             return detail
         await asyncio.sleep(0.02)
-    raise AssertionError(f"{detail.ledger_pending} ledger entries still unwritten")
+    raise AssertionError(
+        f"{detail.ledger_pending} ledger entries unwritten, {detail.notices_pending} notices "
+        "undelivered"
+    )
 
 
 async def open_referral(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from activities.staff import StaffNoticeRecord
+from tests.conftest import eventually
 from workflows.care import search
 from workflows.care.models import EventKind
 from workflows.referral.models import (
@@ -109,8 +111,12 @@ async def test_nobody_schedules_for_ten_business_days(time_skipping, client, eng
         described = await handle.describe()
         assert described.typed_search_attributes.get(search.STALLED) is True
 
-        with Session(engine) as session:
-            notices = session.exec(select(StaffNoticeRecord)).all()
+        def delivered():
+            with Session(engine) as session:
+                found = session.exec(select(StaffNoticeRecord)).all()
+            return found if len(found) == 2 else None
+
+        notices = await asyncio.to_thread(eventually, delivered, 5.0, 0.05)
         assert [(n.kind, n.role, n.user_id) for n in notices] == [
             ("reminded", "coordinator", "cora"),
             ("escalated", "supervisor", None),

@@ -182,6 +182,7 @@ class Case:
             ledger_pending=self.trail.pending,
             events=self.seq,
             ledger_error=self.trail.failure,
+            notices_pending=len(self.deliveries),
             run=self.run_number,
         )
 

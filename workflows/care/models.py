@@ -153,6 +153,7 @@ class CaseDetail(BaseModel):
     # Every event the case has recorded; `timeline` holds the newest of them (the ledger has all).
     events: int = 0
     ledger_error: str | None = None  # the ledger refused an entry: the case holds until fixed
+    notices_pending: int = 0  # staff notices still being delivered beside the case
     run: int = 1  # the workflow run this is; a long-lived case continues as new now and then
 
 
