@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EHR := ehr-sandbox/node_modules/.installed
 
-.PHONY: run test lint format bench clean web browser
+.PHONY: run test lint format bench clean web browser postgresql
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP) $(EHR) web
 	$(BIN)/followthrough dev
 
-test: $(STAMP) $(EHR) web browser
+test: $(STAMP) $(EHR) web browser postgresql
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -45,6 +45,12 @@ $(WEB_VENDOR)/.installed: web/package-lock.json
 
 browser:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+# The app database's tests also run on a real PostgreSQL server (started by tests/postgres.py on
+# a free loopback port, never as a system service): Debian's binaries, installed when missing.
+postgresql:
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| (apt-get update -qq && apt-get install -y -qq postgresql)
 
 # The EHR sandbox (a FHIR R4 engine for make run and the tests), pinned in its package-lock.json.
 $(EHR): ehr-sandbox/package-lock.json

@@ -1,4 +1,5 @@
-"""Metrics over a large ledger: 1,000,000 events for 100,000 cases, on SQLite, in one run.
+"""Metrics over a large ledger: 1,000,000 events for 100,000 cases, on SQLite and on
+PostgreSQL (a throwaway server on loopback), in one run.
 
 Part of `python -m bench` (`--ledger-cases`), or alone: `python -m bench.ledger_metrics
 [--cases N] [--db PATH]`. The ledger and its per-case summary are filled with
@@ -25,6 +26,7 @@ from activities.ledger.metrics import MetricsQuery, compute
 from activities.ledger.tables import CaseSummary, LedgerRow, iso_week
 from bench.report import Report, Row
 from workers.database import make_engine
+from workers.postgres import new_database, postgres_server
 
 TEAMS = ["cardiology", "imaging", "neurology", "oncology", "orthopedics"]
 LOCATIONS = ["main-clinic", "north-clinic", "south-clinic"]
@@ -160,10 +162,17 @@ class LedgerTimes:
     queries: dict[str, list[float]]  # ms per run of each metrics request
 
 
-def measure(cases: int, runs: int, path: Path) -> LedgerTimes:
-    """Fill a ledger at `path` (or reuse the one there) and time the metrics over it."""
-    reuse = path.exists()
-    engine = make_engine(f"sqlite:///{path}")
+def measure_both(cases: int, runs: int, path: Path) -> dict[str, LedgerTimes]:
+    """The same ledger and requests on SQLite (at `path`, reused when there) and PostgreSQL."""
+    times = {"sqlite": measure(cases, runs, f"sqlite:///{path}", reuse=path.exists())}
+    with postgres_server() as server:
+        times["postgresql"] = measure(cases, runs, new_database(server))
+    return times
+
+
+def measure(cases: int, runs: int, url: str, *, reuse: bool = False) -> LedgerTimes:
+    """Fill a ledger in the database at `url` (or count the one there) and time the metrics."""
+    engine = make_engine(url)
     started = time.perf_counter()
     if reuse:
         with engine.connect() as connection:
@@ -189,22 +198,24 @@ def measure(cases: int, runs: int, path: Path) -> LedgerTimes:
     return LedgerTimes(events, cases, fill_seconds, baseline, queries)
 
 
-def rows(times: LedgerTimes) -> list[Row]:
+def rows(times: LedgerTimes, database: str) -> list[Row]:
     """Each request's median and the slowest run of all against the 500 ms target, with the
     ratio to the baseline measured on the same database."""
     base = statistics.median(times.baseline)
     result = [
-        Row("(f) ledger size", times.events, "events"),
-        Row("(f) ledger size", times.cases, "cases"),
-        Row("(f) baseline: cases by team, median", base, "ms"),
+        Row(f"(f) {database}: ledger size", times.events, "events"),
+        Row(f"(f) {database}: ledger size", times.cases, "cases"),
+        Row(f"(f) {database}: ledger written in", times.fill_seconds, "s"),
+        Row(f"(f) {database}: baseline, cases by team, median", base, "ms"),
     ]
     for name, samples in times.queries.items():
-        result.append(Row(f"(f) metrics {name}, median", statistics.median(samples), "ms"))
+        median = statistics.median(samples)
+        result.append(Row(f"(f) {database}: metrics {name}, median", median, "ms"))
     slowest = max(max(samples) for samples in times.queries.values())
     slowest_median = max(statistics.median(samples) for samples in times.queries.values())
     result += [
-        Row("(f) metrics, slowest run of all", slowest, "ms", ("<=", 500.0)),
-        Row("(f) ratio slowest median/baseline median", slowest_median / base, "x"),
+        Row(f"(f) {database}: metrics, slowest run of all", slowest, "ms", ("<=", 500.0)),
+        Row(f"(f) {database}: ratio slowest median/baseline median", slowest_median / base, "x"),
     ]
     return result
 
@@ -216,12 +227,10 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="keep the ledger in this file and reuse it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        times = measure(args.cases, args.runs, args.db or Path(folder) / "ledger.db")
-    report = Report(
-        f"Followthrough ledger metrics: {times.events:,} events for {times.cases:,} cases "
-        f"(ledger written in {times.fill_seconds:.0f} s)"
-    )
-    report.add(*rows(times))
+        times = measure_both(args.cases, args.runs, args.db or Path(folder) / "ledger.db")
+    report = Report("Followthrough ledger metrics on SQLite and PostgreSQL")
+    for database, measured in times.items():
+        report.add(*rows(measured, database))
     print(report.render())
 
 

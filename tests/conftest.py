@@ -12,9 +12,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests.postgres import database_url
 from workers import dev, ehr_sandbox
 from workers.client import register_search_attributes
 from workers.database import make_engine
+from workers.postgres import postgres_server
 
 BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
 
@@ -37,9 +39,19 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
         yield env
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on a free loopback port, started once for the session."""
+    with postgres_server() as url:
+        yield url
+
+
 @pytest.fixture
-def engine(tmp_path: Path):
-    return make_engine(f"sqlite:///{tmp_path / 'app.db'}")
+def engine(request: pytest.FixtureRequest, tmp_path: Path):
+    """The app database, migrated: SQLite, or each kind for tests marked `on_both_databases`."""
+    engine = make_engine(database_url(getattr(request, "param", "sqlite"), request, tmp_path))
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

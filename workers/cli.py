@@ -1,4 +1,4 @@
-"""The `followthrough` command: dev (everything at once), worker, api, token."""
+"""The `followthrough` command: dev (everything at once), worker, api, migrate, token."""
 
 from __future__ import annotations
 
@@ -50,6 +50,19 @@ def api(host: str | None = None, port: int | None = None) -> None:
         log_level="warning",
         access_log=False,
     )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the app database (DATABASE_URL) to the newest schema, then exit.
+
+    The worker and the API migrate at start as well; a deployment that migrates as a step of its
+    own runs this first."""
+    from workers.database import make_engine, schema_version
+
+    engine = make_engine(get_settings().database_url)
+    typer.echo(f"app database at schema {schema_version(engine)}")
+    engine.dispose()
 
 
 @app.command()

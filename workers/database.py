@@ -9,6 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, event, text
 from sqlmodel import create_engine
 
@@ -19,11 +20,16 @@ MIGRATION_LOCK_KEY = 7_246_831  # any fixed number: Followthrough's migrations h
 def alembic_config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", url)
+    # The config is an ini file underneath: a `%` (as in an encoded password) must be doubled.
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 
 def make_engine(url: str, *, migrate: bool = True) -> Engine:
+    # The driver installed with the project is psycopg 3; SQLAlchemy's default for a bare
+    # postgresql:// URL is psycopg2, which is not.
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
@@ -47,10 +53,16 @@ def upgrade(engine: Engine) -> None:
 
     The worker and the API start together and both migrate: one at a time, so the second finds
     the schema done instead of racing to create the same tables."""
-    config = alembic_config(str(engine.url))
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
     with _migration_lock(engine), engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def schema_version(engine: Engine) -> str | None:
+    """The migration the database is at (None before the first)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 @contextmanager

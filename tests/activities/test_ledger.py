@@ -12,11 +12,14 @@ from activities.ledger.anchor import Anchor
 from activities.ledger.append import append_entries
 from activities.ledger.tables import CaseSummary, LedgerHead, LedgerRow
 from api.audit import case_head, case_trail, check_case, verify_chain
+from tests.postgres import on_both_databases
 from tests.workflows.referral_kit import COORDINATOR, act, ledger_written, open_referral, running
 from workflows.care.chain import link
 from workflows.care.models import LedgerEntry
 from workflows.referral.models import Assign, MarkCompleted, MarkScheduled
 from workflows.referral.workflow import ReferralWorkflow
+
+pytestmark = on_both_databases
 
 
 async def run_a_case(time_skipping, client, engine, task_queue):

@@ -10,11 +10,14 @@ from sqlmodel import Session, select
 from activities.staff import StaffNoticeRecord
 from activities.triggers import states
 from api.audit import case_trail, verify_chain
+from tests.postgres import on_both_databases
 from tests.workflows.referral_kit import COORDINATOR, ledger_written, open_referral, running
 from workflows.referral.models import Assign
 from workflows.referral.workflow import ReferralWorkflow
 from workflows.triggers.models import Evaluation, TriggerRule
 from workflows.triggers.workflow import DecisionTriggersWorkflow
+
+pytestmark = on_both_databases
 
 RULES = [
     TriggerRule(name="unowned-backlog", metric="unowned_cases", above=1, older_than_days=2),

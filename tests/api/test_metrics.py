@@ -6,9 +6,12 @@ from datetime import timedelta
 
 from activities.ledger.metrics import MetricsQuery, compute
 from api.routes.metrics import LedgerCollector
+from tests.postgres import on_both_databases
 from tests.workflows.referral_kit import COORDINATOR, open_referral, running
 from workflows.referral.models import Assign, Cancel, MarkCompleted, MarkNoShow, MarkScheduled
 from workflows.referral.workflow import ReferralWorkflow as W
+
+pytestmark = on_both_databases
 
 DAY = timedelta(days=1)
 
