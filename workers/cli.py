@@ -1,4 +1,5 @@
-"""The `followthrough` command: dev (everything at once), worker, api, migrate, token."""
+"""The `followthrough` command: dev (everything at once), worker, api, migrate,
+register-search-attributes, token."""
 
 from __future__ import annotations
 
@@ -63,6 +64,21 @@ def migrate() -> None:
     engine = make_engine(get_settings().database_url)
     typer.echo(f"app database at schema {schema_version(engine)}")
     engine.dispose()
+
+
+@app.command("register-search-attributes")
+def register_search_attributes() -> None:
+    """Register the work queues' search attributes in TEMPORAL_NAMESPACE (idempotent), then exit.
+
+    Workers do it at start too; a deployment that prepares Temporal first runs this."""
+    from workers.client import connect
+    from workers.client import register_search_attributes as register
+
+    async def connect_and_register() -> None:
+        await register(await connect())
+
+    asyncio.run(connect_and_register())
+    typer.echo("search attributes registered")
 
 
 @app.command()
