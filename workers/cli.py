@@ -11,6 +11,7 @@ import typer
 from workers import logs
 from workers.settings import get_settings
 from workflows.care.models import Role
+from workflows.care.queues import QueueKind
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -27,14 +28,33 @@ def dev(seed: Annotated[bool, typer.Option(help="Seed demo cases on first start"
     raise typer.Exit(run_dev(get_settings(), seed=seed))
 
 
+def _queue_kinds(value: str) -> list[QueueKind]:
+    try:
+        return [QueueKind(kind.strip()) for kind in value.split(",") if kind.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"name kinds among {', '.join(QueueKind)}, separated by commas"
+        ) from None
+
+
 @app.command()
-def worker() -> None:
-    """Run a worker against TEMPORAL_ADDRESS."""
+def worker(
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="Which task queues to poll: workflows, ehr, messaging (comma-separated)",
+        ),
+    ] = ",".join(QueueKind),
+) -> None:
+    """Run a worker against TEMPORAL_ADDRESS: every task queue, or the kinds named."""
     from workers.worker import run
 
+    kinds = _queue_kinds(queues)
+    if not kinds:
+        raise typer.BadParameter("name at least one kind of queue", param_hint="--queues")
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_json)
-    asyncio.run(run(settings))
+    asyncio.run(run(settings, kinds))
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Every workflow and activity the worker runs: one list each."""
+"""Every workflow and activity the workers run: one list each, activities by task queue."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from activities.ledger.append import LedgerActivities
 from activities.staff import StaffActivities
 from activities.triggers import TriggerActivities
 from workers.settings import get_settings
+from workflows.care.queues import QueueKind
 from workflows.detection.workflow import EhrDetectionWorkflow
 from workflows.referral.workflow import ReferralWorkflow
 from workflows.triggers.workflow import DecisionTriggersWorkflow
@@ -23,7 +24,11 @@ from workflows.triggers.workflow import DecisionTriggersWorkflow
 WORKFLOWS: list[type] = [ReferralWorkflow, DecisionTriggersWorkflow, EhrDetectionWorkflow]
 
 
-def activities(engine: Engine, fhir: FhirClient | None = None) -> list[Callable[..., Any]]:
+def activities(
+    engine: Engine, fhir: FhirClient | None = None
+) -> dict[QueueKind, list[Callable[..., Any]]]:
+    """The activities of each task queue (the workflows name the queue of every call they make,
+    through workflows/care/queues.py)."""
     settings = get_settings()
     fhir = fhir or FhirClient.from_settings(settings)
     evidence, tasks = EvidenceActivities(fhir), TaskActivities(fhir)
@@ -32,13 +37,18 @@ def activities(engine: Engine, fhir: FhirClient | None = None) -> list[Callable[
     anchor = Anchor(settings.ledger_anchor_key)
     ledger = LedgerActivities(engine, anchor)
     triggers = TriggerActivities(engine, anchor)
-    return [
-        staff.notify,
-        ledger.append,
-        triggers.evaluate,
-        evidence.appointment_booked,
-        evidence.report_filed,
-        evidence.documents_received,
-        tasks.mirror_task,
-        intake.detect_changes,
-    ]
+    return {
+        # The app database only: as quick as the workflow tasks beside them.
+        QueueKind.WORKFLOWS: [ledger.append, triggers.evaluate],
+        QueueKind.EHR: [
+            evidence.appointment_booked,
+            evidence.report_filed,
+            evidence.documents_received,
+            tasks.mirror_task,
+            intake.detect_changes,
+        ],
+        # A staff notice is a message to a person: the inbox is its first channel, and the SMS
+        # and email senders will join it here, throttled and scaled with their providers while
+        # reminders and escalations keep their timers on the workflow queue.
+        QueueKind.MESSAGING: [staff.notify],
+    }

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     # Cases the worker keeps in memory (about 0.17 MB each, beyond its ~170 MB); any other case is
     # replayed from its history on its next event, a few milliseconds more for that event.
     max_cached_workflows: int = 500
+    # Slots and pollers per worker: the SDK's defaults, with which the bench measured.
+    max_concurrent_workflow_tasks: int = 100
+    max_concurrent_activities: int = 100
+    workflow_task_pollers: int = 5
+    activity_task_pollers: int = 5
+    # EHR calls per second across every worker of the deployment (Temporal enforces it on the EHR
+    # task queue): keep under what the EHR's owner allows; 0 means no limit.
+    ehr_activities_per_second: float = 20
     # Where the worker serves Temporal SDK metrics for Prometheus, e.g. 127.0.0.1:9464.
     worker_metrics_address: str | None = None
 

@@ -1,4 +1,5 @@
-"""The worker process: polls the task queue and runs every pathway and activity."""
+"""The worker process: polls the deployment's task queues (workflow tasks, EHR activities,
+messaging activities; see workflows/care/queues.py), all of them or the kinds it is told."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import TracebackType
 
 import structlog
 from sqlalchemy import Engine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.fhir.client import FhirClient
 from workers import registry
@@ -18,8 +23,55 @@ from workers.client import connect, prometheus_runtime, register_search_attribut
 from workers.database import make_engine
 from workers.schedules import ensure_schedules
 from workers.settings import Settings
+from workflows.care.queues import QueueKind, queue_name
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerTuning:
+    """Cache, slots and pollers of each worker; the EHR queue's rate (None: no limit)."""
+
+    max_cached_workflows: int = 500
+    max_concurrent_workflow_tasks: int = 100
+    max_concurrent_activities: int = 100
+    workflow_task_pollers: int = 5
+    activity_task_pollers: int = 5
+    ehr_activities_per_second: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WorkerTuning:
+        return cls(
+            max_cached_workflows=settings.max_cached_workflows,
+            max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+            max_concurrent_activities=settings.max_concurrent_activities,
+            workflow_task_pollers=settings.workflow_task_pollers,
+            activity_task_pollers=settings.activity_task_pollers,
+            ehr_activities_per_second=settings.ehr_activities_per_second or None,
+        )
+
+
+class Workers:
+    """One Temporal worker per task queue, run together: `async with build_worker(...):`."""
+
+    def __init__(self, workers: dict[QueueKind, Worker]) -> None:
+        self.workers = workers
+        self._running = AsyncExitStack()
+
+    async def __aenter__(self) -> Workers:
+        async with AsyncExitStack() as starting:
+            for worker in self.workers.values():
+                await starting.enter_async_context(worker)
+            self._running = starting.pop_all()
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> bool | None:
+        return await self._running.__aexit__(kind, error, trace)
 
 
 def build_worker(
@@ -27,16 +79,44 @@ def build_worker(
     engine: Engine,
     *,
     task_queue: str,
-    max_cached_workflows: int = 500,
+    queues: Iterable[QueueKind] = tuple(QueueKind),
+    tuning: WorkerTuning = WorkerTuning(),
     fhir: FhirClient | None = None,
-) -> Worker:
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=registry.WORKFLOWS,
-        activities=registry.activities(engine, fhir),
-        max_cached_workflows=max_cached_workflows,
-    )
+) -> Workers:
+    """Workers for the kinds of queue asked for (all by default) of the deployment whose task
+    queue is `task_queue`."""
+    by_queue = registry.activities(engine, fhir)
+    slots = {
+        "max_concurrent_activities": tuning.max_concurrent_activities,
+        "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.activity_task_pollers),
+    }
+    workers: dict[QueueKind, Worker] = {}
+    for kind in dict.fromkeys(queues):
+        if kind == QueueKind.WORKFLOWS:
+            # Every activity is registered here too: one scheduled on this queue before the
+            # queues were split still finds a worker; the workflows send new ones to their own.
+            workers[kind] = Worker(
+                client,
+                task_queue=queue_name(task_queue, kind),
+                workflows=registry.WORKFLOWS,
+                activities=[activity for group in by_queue.values() for activity in group],
+                max_cached_workflows=tuning.max_cached_workflows,
+                max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
+                workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(
+                    tuning.workflow_task_pollers
+                ),
+                **slots,
+            )
+        else:
+            limit = tuning.ehr_activities_per_second if kind == QueueKind.EHR else None
+            workers[kind] = Worker(
+                client,
+                task_queue=queue_name(task_queue, kind),
+                activities=by_queue[kind],
+                max_task_queue_activities_per_second=limit,
+                **slots,
+            )
+    return Workers(workers)
 
 
 def cache_bytecode(settings: Settings) -> None:
@@ -47,8 +127,10 @@ def cache_bytecode(settings: Settings) -> None:
         sys.pycache_prefix = str(settings.data_dir.resolve() / "pycache")
 
 
-async def run(settings: Settings) -> None:
-    cache_bytecode(settings)
+async def run(settings: Settings, queues: Iterable[QueueKind] = tuple(QueueKind)) -> None:
+    queues = list(dict.fromkeys(queues))
+    if QueueKind.WORKFLOWS in queues:
+        cache_bytecode(settings)
     runtime = (
         prometheus_runtime(settings.worker_metrics_address)
         if settings.worker_metrics_address
@@ -62,13 +144,18 @@ async def run(settings: Settings) -> None:
         client,
         engine,
         task_queue=settings.temporal_task_queue,
-        max_cached_workflows=settings.max_cached_workflows,
+        queues=queues,
+        tuning=WorkerTuning.from_settings(settings),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker_started", task_queue=settings.temporal_task_queue, pid=os.getpid())
+    log.info(
+        "worker_started",
+        task_queues=[queue_name(settings.temporal_task_queue, kind) for kind in queues],
+        pid=os.getpid(),
+    )
     async with worker:
         await stop.wait()
     log.info("worker_stopped")

@@ -25,6 +25,7 @@ from activities.fhir.models import EhrEvent
 from api.orders import InvalidOrder, parse_service_request, referral_input
 from workers.settings import Settings
 from workflows.care.models import SYSTEM
+from workflows.care.queues import workflow_queue
 from workflows.referral.models import OpenCase
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -153,7 +154,7 @@ class IntakeActivities:
         timeout, a restart) is retried from where it got to rather than from the start."""
         # Cases open on the task queue detection runs on: the deployment that detected them.
         intake = OrderIntake(
-            self.fhir, activity.client(), self.settings, activity.info().task_queue
+            self.fhir, activity.client(), self.settings, workflow_queue(activity.info().task_queue)
         )
         progress = _resumed(search)
         since = progress.until.isoformat()

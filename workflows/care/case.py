@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.staff import StaffActivities
-    from workflows.care import errors, search
+    from workflows.care import errors, queues, search
     from workflows.care.calendar import BusinessCalendar
     from workflows.care.ladder import Escalate, Step
     from workflows.care.models import (
@@ -419,6 +419,7 @@ class Case:
             await workflow.execute_activity_method(
                 StaffActivities.notify,
                 notice,
+                task_queue=queues.messaging(),
                 schedule_to_close_timeout=NOTICE_WITHIN,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=NOTIFY_RETRY,
@@ -464,6 +465,7 @@ class Case:
         await workflow.execute_activity_method(
             StaffActivities.notify,
             notice,
+            task_queue=queues.messaging(),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=NOTIFY_RETRY,
         )

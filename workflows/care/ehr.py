@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.fhir.task import TaskActivities
     from activities.staff import StaffActivities
+    from workflows.care import queues
     from workflows.care.case import NOTIFY_RETRY, Case
     from workflows.care.models import SYSTEM, Actor, CaseSnapshot, EventKind, Role, StaffNotice
 
@@ -141,6 +142,7 @@ class EhrLink:
         handle = workflow.start_activity_method(
             CHECKS[type(check)],
             check,
+            task_queue=queues.ehr(),
             schedule_to_close_timeout=VERIFY_WITHIN,
             start_to_close_timeout=EHR_TIMEOUT,
             retry_policy=EHR_RETRY,
@@ -211,6 +213,7 @@ class EhrLink:
         await workflow.execute_activity_method(
             StaffActivities.notify,
             notice,
+            task_queue=queues.messaging(),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=NOTIFY_RETRY,
         )
@@ -259,6 +262,7 @@ class EhrLink:
                 written = await workflow.execute_activity_method(
                     TaskActivities.mirror_task,
                     mirror,
+                    task_queue=queues.ehr(),
                     start_to_close_timeout=EHR_TIMEOUT,
                     retry_policy=EHR_RETRY,
                 )

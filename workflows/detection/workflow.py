@@ -14,6 +14,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.fhir.intake import ChangeSearch, Detected, IntakeActivities
+    from workflows.care import queues
 
 
 class Detection(BaseModel):
@@ -39,6 +40,7 @@ class EhrDetectionWorkflow:
         return await workflow.execute_activity_method(
             IntakeActivities.detect_changes,
             search,
+            task_queue=queues.ehr(),
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(minutes=2),
             retry_policy=RetryPolicy(
