@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EHR := ehr-sandbox/node_modules/.installed
+IDP := identity-sandbox/node_modules/.installed
 
 .PHONY: run test lint format bench clean web browser postgresql compose
 
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP) $(EHR) web
 	$(BIN)/followthrough dev
 
-test: $(STAMP) $(EHR) web browser postgresql compose
+test: $(STAMP) $(EHR) $(IDP) web browser postgresql compose
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -59,6 +60,12 @@ compose:
 # The EHR sandbox (a FHIR R4 engine for make run and the tests), pinned in its package-lock.json.
 $(EHR): ehr-sandbox/package-lock.json
 	npm ci --prefix ehr-sandbox --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The OpenID Connect provider the browser tests sign in through (oidc-provider), pinned in its
+# package-lock.json.
+$(IDP): identity-sandbox/package-lock.json
+	npm ci --prefix identity-sandbox --no-audit --no-fund --loglevel=error
 	touch $@
 
 clean:

@@ -14,7 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from temporalio.client import Client
 
-from api.auth import InvalidToken, read_token
+from api.auth import InvalidToken, read_bearer
 from workers.settings import Settings
 from workflows.care.models import Actor, Role
 
@@ -49,7 +49,7 @@ async def current_user(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        actor = read_token(settings, credentials.credentials)
+        actor = await read_bearer(settings, credentials.credentials)
     except InvalidToken as err:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,

@@ -18,6 +18,7 @@ from workflows.triggers.models import DEFAULT_RULES, TriggerRule
 DEV_SECRET = "followthrough-development-secret-change-me"
 DEV_NOTIFICATION_TOKEN = "followthrough-development-notification-token"
 DEV_METRICS_SCRAPE_TOKEN = "followthrough-development-metrics-scrape-token"
+DEV_CSRF_SECRET = "followthrough-development-csrf-key-change-me"
 
 
 class Settings(BaseSettings):
@@ -53,7 +54,28 @@ class Settings(BaseSettings):
 
     jwt_secret: str = DEV_SECRET
     jwt_issuer: str = "followthrough"
-    jwt_ttl_minutes: int = 12 * 60
+    jwt_ttl_minutes: int = 12 * 60  # tokens minted by `followthrough token`
+    # Web UI sessions: short-lived, renewed while in use, never longer than the maximum; signing
+    # out ends them (the cookie is gone; a copy of it expires within the session's minutes).
+    session_minutes: int = 15
+    session_max_hours: int = 12
+    # Signs the CSRF tokens and the sign-in under way: a key of its own, not the JWT secret.
+    csrf_secret: str = DEV_CSRF_SECRET
+    # Where browsers reach the API (e.g. https://followthrough.example.org); the sign-in
+    # callback is {PUBLIC_URL}/signin/callback. Unset: the address of the request.
+    public_url: str = ""
+
+    # Sign-in with OpenID Connect (off while OIDC_ISSUER is empty): the provider's issuer URL,
+    # this app's client registration, and the ID token claims holding the user, role and team.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid profile"
+    oidc_user_claim: str = "sub"
+    oidc_role_claim: str = "role"
+    oidc_team_claim: str = "team"
+    # The provider's access tokens for this audience are accepted as API bearer tokens.
+    oidc_api_audience: str = ""
 
     clinic_timezone: str = "America/New_York"
     clinic_holidays: list[date] = []
@@ -92,18 +114,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
-        if self.environment == "production" and (
-            self.jwt_secret == DEV_SECRET or len(self.jwt_secret) < 32
+        if self.environment != "production":
+            return self
+        for name, value, default in (
+            ("JWT_SECRET", self.jwt_secret, DEV_SECRET),
+            ("LEDGER_ANCHOR_KEY", self.ledger_anchor_key, DEV_ANCHOR_KEY),
+            ("CSRF_SECRET", self.csrf_secret, DEV_CSRF_SECRET),
         ):
-            raise ValueError(
-                "JWT_SECRET must be a secret of your own (32+ characters) in production"
-            )
-        if self.environment == "production" and (
-            self.ledger_anchor_key == DEV_ANCHOR_KEY or len(self.ledger_anchor_key) < 32
-        ):
-            raise ValueError(
-                "LEDGER_ANCHOR_KEY must be a secret of your own (32+ characters) in production"
-            )
+            if value == default or len(value) < 32:
+                raise ValueError(
+                    f"{name} must be a secret of your own (32+ characters) in production"
+                )
+        if self.csrf_secret == self.jwt_secret:
+            raise ValueError("CSRF_SECRET must differ from JWT_SECRET")
         return self
 
     @property

@@ -7,13 +7,14 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from api.middleware import PageHeaders
-from api.web import pages, session, supervisor
+from api.web import pages, session, signin, supervisor
 from api.web.render import HERE
 
 
 def mount(app: FastAPI) -> None:
     """Serve the UI under `/` beside the API."""
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(signin.router)
     app.include_router(pages.router)
     app.include_router(supervisor.router)
     app.add_middleware(PageHeaders)

@@ -1,4 +1,4 @@
-"""The coordinator's pages: sign-in, work queues, a case and its actions.
+"""The coordinator's pages: work queues, a case and its actions.
 
 Every read and every action goes through api/cases.py, the same service layer as /api/v1.
 """
@@ -8,12 +8,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Form, HTTPException, Path, Request, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from activities.ledger.anchor import Anchor
 from api import audit, cases
-from api.auth import InvalidToken, mint_token, read_token
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.web import forms, queue, session
 from api.web.render import STAGE_LABELS, page
@@ -21,14 +20,6 @@ from workflows.care.models import Actor, CaseDetail, Role
 
 router = APIRouter(include_in_schema=False)
 CaseId = Annotated[str, Path(pattern=r"^[a-z]+-[A-Za-z0-9\-.]{1,64}$")]
-
-# Development and test sign-in: made-up people, one per role the UI serves.
-DEMO_USERS = {
-    "cora": ("Cora", Role.COORDINATOR, "cardiology"),
-    "ian": ("Ian", Role.COORDINATOR, "imaging"),
-    "sam": ("Sam", Role.SUPERVISOR, "cardiology"),
-    "audrey": ("Audrey", Role.AUDITOR, None),
-}
 
 
 def problem(request: Request, actor: Actor | None, err: HTTPException) -> HTMLResponse:
@@ -44,45 +35,6 @@ def problem(request: Request, actor: Actor | None, err: HTTPException) -> HTMLRe
 @router.get("/")
 async def home() -> Response:
     return RedirectResponse("/queue", status.HTTP_303_SEE_OTHER)
-
-
-@router.get("/signin")
-async def sign_in_page(request: Request, settings: SettingsDep) -> HTMLResponse:
-    return page(
-        request,
-        "signin.html",
-        {"demo": session.dev_sign_in_enabled(settings), "users": DEMO_USERS},
-    )
-
-
-@router.post("/signin", dependencies=[session.CsrfChecked])
-async def sign_in(settings: SettingsDep, user: Annotated[str, Form()]) -> Response:
-    if not session.dev_sign_in_enabled(settings) or user not in DEMO_USERS:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "No such sign-in")
-    _, role, team = DEMO_USERS[user]
-    response = RedirectResponse("/queue", status.HTTP_303_SEE_OTHER)
-    session.set_session(response, settings, mint_token(settings, user=user, role=role, team=team))
-    return response
-
-
-@router.post("/signin/token")
-async def sign_in_with_token(settings: SettingsDep, token: Annotated[str, Form()]) -> Response:
-    """Where the identity provider posts the user's JWT (OIDC form_post). The token is the
-    credential, so this form needs no CSRF token; it is checked exactly as the API checks it."""
-    try:
-        read_token(settings, token)
-    except InvalidToken:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "That sign-in was not valid") from None
-    response = RedirectResponse("/queue", status.HTTP_303_SEE_OTHER)
-    session.set_session(response, settings, token)
-    return response
-
-
-@router.post("/signout", dependencies=[session.CsrfChecked])
-async def sign_out() -> Response:
-    response = RedirectResponse("/signin", status.HTTP_303_SEE_OTHER)
-    session.clear_session(response)
-    return response
 
 
 async def _queue_context(

@@ -1,28 +1,40 @@
 """Who is using the web UI, and proof that a form came from our own pages.
 
-The session cookie holds the same JWT the API accepts as a bearer token (HttpOnly, SameSite=Lax,
-Secure outside development and test). CSRF is a signed double-submit token: a random nonce plus
-its HMAC under the JWT secret, kept in its own HttpOnly cookie and rendered into every form
-(htmx sends it as a header). A request that changes something must carry both, matching.
+The session cookie holds a JWT the API also accepts as a bearer token (HttpOnly, SameSite=Lax,
+Secure outside development and test). It lives SESSION_MINUTES and is renewed by the pages while
+in use, up to SESSION_MAX_HOURS after sign-in: signing out removes it, and a copy taken before
+is dead within minutes, not hours. CSRF is a signed double-submit token: a random nonce plus its
+HMAC under CSRF_SECRET (a key of its own), kept in its own HttpOnly cookie and rendered into
+every form (htmx sends it as a header). A request that changes something must carry both.
+A sign-in through the identity provider keeps its state, nonce and PKCE verifier in a cookie
+signed with the same key, for ten minutes.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import secrets
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
+import jwt
 import structlog
 from fastapi import Depends, HTTPException, Request, Response, status
 
-from api.auth import InvalidToken, read_token
+from api.auth import InvalidToken, mint_token, read_token
 from api.deps import SettingsDep
+from api.oidc import Pending
 from workers.settings import Settings
 from workflows.care.models import Actor
 
 SESSION_COOKIE = "ft_session"
 CSRF_COOKIE = "ft_csrf"
+SIGN_IN_COOKIE = "ft_signin"
+SIGN_IN_SECONDS = 600
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
@@ -41,11 +53,22 @@ def _secure(settings: Settings) -> bool:
     return settings.environment == "production"
 
 
-def set_session(response: Response, settings: Settings, token: str) -> None:
+def start_session(
+    response: Response, settings: Settings, actor: Actor, signed_in_at: datetime | None = None
+) -> None:
+    """Sign `actor` in (or renew their session): a short-lived token in the session cookie."""
+    token = mint_token(
+        settings,
+        user=actor.user_id,
+        role=actor.role,
+        team=actor.team,
+        ttl=timedelta(minutes=settings.session_minutes),
+        signed_in_at=signed_in_at or datetime.now(UTC),
+    )
     response.set_cookie(
         SESSION_COOKIE,
         token,
-        max_age=settings.jwt_ttl_minutes * 60,
+        max_age=settings.session_minutes * 60,
         httponly=True,
         samesite="lax",
         secure=_secure(settings),
@@ -58,8 +81,44 @@ def clear_session(response: Response) -> None:
 
 
 def _sign(settings: Settings, nonce: str) -> str:
-    digest = hmac.new(settings.jwt_secret.encode(), f"csrf:{nonce}".encode(), hashlib.sha256)
+    digest = hmac.new(settings.csrf_secret.encode(), f"csrf:{nonce}".encode(), hashlib.sha256)
     return f"{nonce}.{digest.hexdigest()}"
+
+
+def remember_sign_in(response: Response, settings: Settings, pending: Pending) -> None:
+    """Keep a sign-in under way for the provider's answer: signed, HttpOnly, ten minutes."""
+    body = json.dumps(
+        {**pending.__dict__, "until": int(time.time()) + SIGN_IN_SECONDS}, separators=(",", ":")
+    )
+    value = base64.urlsafe_b64encode(body.encode()).decode()
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        _sign(settings, value),
+        max_age=SIGN_IN_SECONDS,
+        httponly=True,
+        samesite="lax",  # sent on the provider's redirect back, a top-level navigation
+        secure=_secure(settings),
+        path="/signin",
+    )
+
+
+def sign_in_under_way(request: Request, settings: Settings) -> Pending | None:
+    """The sign-in this browser started here, if its cookie is ours and still fresh."""
+    cookie = request.cookies.get(SIGN_IN_COOKIE, "")
+    value = cookie.split(".", 1)[0]
+    if not value or not hmac.compare_digest(cookie, _sign(settings, value)):
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(value))
+    except ValueError:
+        return None
+    if data.pop("until", 0) < time.time():
+        return None
+    return Pending(**data)
+
+
+def forget_sign_in(response: Response) -> None:
+    response.delete_cookie(SIGN_IN_COOKIE, path="/signin")
 
 
 def csrf_token(request: Request, settings: Settings) -> str:
@@ -76,7 +135,11 @@ def csrf_token(request: Request, settings: Settings) -> str:
 
 
 def remember_csrf(request: Request, response: Response, settings: Settings) -> None:
-    """Store a newly issued CSRF token in its cookie (called when a page is rendered)."""
+    """Store a newly issued CSRF token in its cookie, and renew a session past its half-life
+    (called when a page is rendered)."""
+    renew = getattr(request.state, "renew_session", None)
+    if renew is not None:
+        start_session(response, settings, *renew)
     token = getattr(request.state, "new_csrf", None)
     if token:
         response.set_cookie(
@@ -115,8 +178,14 @@ def page_user(request: Request, settings: SettingsDep) -> Actor:
         raise SignInRequired()
     try:
         actor = read_token(settings, token)
-    except InvalidToken:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except (InvalidToken, jwt.PyJWTError):
         raise SignInRequired() from None
+    signed_in_at = datetime.fromtimestamp(claims.get("auth_time", claims["iat"]), UTC)
+    if datetime.now(UTC) - signed_in_at > timedelta(hours=settings.session_max_hours):
+        raise SignInRequired()
+    if claims["exp"] - time.time() < settings.session_minutes * 30:  # past half its life
+        request.state.renew_session = (actor, signed_in_at)
     structlog.contextvars.bind_contextvars(user_id=actor.user_id, role=actor.role.value)
     return actor
 

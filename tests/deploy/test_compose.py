@@ -127,6 +127,8 @@ def test_the_app_gets_the_environment_it_needs_in_production(services):
         assert environment["DATABASE_URL"].startswith("postgresql://")
         assert environment["DATABASE_URL"].endswith("@postgres:5432/followthrough")
         assert environment["FHIR_BASE_URL"] == "http://ehr:8103/fhir/R4"
+        assert environment["OIDC_ISSUER"].startswith("https://")
+        assert environment["CSRF_SECRET"] != environment["JWT_SECRET"]
         # The app's settings accept it: production refuses default or short secrets.
         settings = Settings(_env_file=None, **{k.lower(): v for k, v in environment.items()})
         assert settings.environment == "production"
