@@ -340,7 +340,12 @@ def test_the_default_scrape_token_works_in_development_only():
     own = "scrape-" + "x" * 32
     assert scrape_token_accepted(Settings(environment="development"), DEV_METRICS_SCRAPE_TOKEN)
     assert not scrape_token_accepted(Settings(environment="test"), DEV_METRICS_SCRAPE_TOKEN)
-    production = Settings(environment="production", jwt_secret="j" * 40, ledger_anchor_key="a" * 40)
+    production = Settings(
+        environment="production",
+        jwt_secret="j" * 40,
+        ledger_anchor_key="a" * 40,
+        csrf_secret="c" * 40,
+    )
     assert not scrape_token_accepted(production, DEV_METRICS_SCRAPE_TOKEN)
     short = production.model_copy(update={"metrics_scrape_token": "too-short"})
     assert not scrape_token_accepted(short, "too-short")
@@ -434,4 +439,9 @@ def test_production_refuses_the_development_anchor_key():
         Settings(environment="production", jwt_secret="j" * 40)
     with pytest.raises(ValueError, match="LEDGER_ANCHOR_KEY"):
         Settings(environment="production", jwt_secret="j" * 40, ledger_anchor_key="short")
-    assert Settings(environment="production", jwt_secret="j" * 40, ledger_anchor_key="a" * 40)
+    assert Settings(
+        environment="production",
+        jwt_secret="j" * 40,
+        ledger_anchor_key="a" * 40,
+        csrf_secret="c" * 40,
+    )

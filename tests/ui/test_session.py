@@ -47,10 +47,15 @@ def test_csrf_tokens_are_signed_with_a_key_of_their_own() -> None:
     # Rotating the JWT secret leaves forms valid: the JWT secret signs no CSRF token.
     rotated_jwt = Settings(jwt_secret="r" * 40, environment="test")
     assert session.csrf_token(request_with(issued), rotated_jwt) == issued
-    with pytest.raises(ValueError, match="CSRF_SECRET"):
-        Settings(jwt_secret="p" * 40, environment="production")  # the development CSRF key
+    with pytest.raises(ValueError, match="CSRF_SECRET"):  # the development CSRF key
+        Settings(jwt_secret="p" * 40, ledger_anchor_key="a" * 40, environment="production")
     with pytest.raises(ValueError, match="differ"):
-        Settings(jwt_secret="p" * 40, csrf_secret="p" * 40, environment="production")
+        Settings(
+            jwt_secret="p" * 40,
+            ledger_anchor_key="a" * 40,
+            csrf_secret="p" * 40,
+            environment="production",
+        )
 
 
 def test_a_session_is_short_lived_renewed_in_use_and_ends_at_its_maximum() -> None:

@@ -50,15 +50,15 @@ async def test_a_stuck_ehr_holds_back_neither_actions_nor_timers_nor_notices(
                 handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR)), 10
             )
             assert claimed.owner == COORDINATOR.user_id
-            noted = await asyncio.wait_for(
+            await asyncio.wait_for(
                 handle.execute_update(
                     ReferralWorkflow.add_note, AddNote(actor=COORDINATOR, text="called")
                 ),
                 10,
             )
-            assert noted.timeline[-1].kind == EventKind.NOTE
             # The ledger entries follow each reply after a timer, then a local activity.
             written = await asyncio.wait_for(ledger_written(handle), 10)
+            assert written.timeline[-1].kind == EventKind.NOTE
             assert [e.kind for e in case_trail(engine, case.case_id)] == [
                 e.kind.value for e in written.timeline
             ]
