@@ -28,7 +28,9 @@ def _binary(name: str) -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+# One time-skipping server per test module: what a module leaves on it (a timer, an activity
+# still scheduled) cannot hold back the clock for another module's sleeps.
+@pytest.fixture(scope="module")
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
