@@ -28,11 +28,12 @@ def data_converter(settings: Settings) -> DataConverter:
     """Pydantic models as JSON, every payload encrypted under the settings' keyring, and failure
     messages and stack traces moved into (encrypted) payloads too: what a case carries never
     reaches Temporal's database in plain text."""
+    keyring = settings.keyring  # refuses the development key, or no encryption, in production
     if not settings.payload_encryption:
         return pydantic_data_converter
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=EncryptionCodec(settings.keyring),
+        payload_codec=EncryptionCodec(keyring),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 

@@ -18,7 +18,7 @@ from workflows.triggers.models import DEFAULT_RULES, TriggerRule
 DEV_SECRET = "followthrough-development-secret-change-me"
 DEV_NOTIFICATION_TOKEN = "followthrough-development-notification-token"
 DEV_METRICS_SCRAPE_TOKEN = "followthrough-development-metrics-scrape-token"
-# Development only: production refuses it (see _refuse_development_payload_key).
+# Development only: production refuses it (see Settings.keyring).
 DEV_PAYLOAD_KEY_ID = "dev-1"
 DEV_PAYLOAD_KEY = "ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcmVhbC1waGk="
 
@@ -105,19 +105,17 @@ class Settings(BaseSettings):
             )
         return self
 
-    @model_validator(mode="after")
-    def _refuse_development_payload_key(self) -> Settings:
+    @property
+    def keyring(self) -> Keyring:
+        """The payload keys. Checked when a process connects to Temporal rather than when the
+        settings load, so tools that never touch payloads run without them."""
         if self.environment == "production" and (
             not self.payload_encryption or DEV_PAYLOAD_KEY in self.payload_keys.values()
         ):
             raise ValueError(
                 "Production encrypts Temporal payloads with keys of your own: set PAYLOAD_KEYS "
-                "and PAYLOAD_KEY_ID, without the development key"
+                "and PAYLOAD_KEY_ID, without the development key, and leave PAYLOAD_ENCRYPTION on"
             )
-        return self
-
-    @property
-    def keyring(self) -> Keyring:
         return Keyring.from_base64(self.payload_keys, self.payload_key_id)
 
     @property

@@ -94,15 +94,15 @@ def test_the_active_key_must_be_in_the_keyring_and_every_key_32_bytes():
 
 def test_production_refuses_the_development_key_and_no_encryption():
     with pytest.raises(ValueError, match="PAYLOAD_KEYS"):
-        Settings(environment="production", jwt_secret="x" * 40)
-    with pytest.raises(ValueError, match="PAYLOAD_KEYS"):
-        Settings(
-            environment="production",
-            jwt_secret="x" * 40,
-            payload_keys={NEW: KEYS[NEW]},
-            payload_key_id=NEW,
-            payload_encryption=False,
+        data_converter(Settings(environment="production", jwt_secret="x" * 40))
+    own_key = {"payload_keys": {NEW: KEYS[NEW]}, "payload_key_id": NEW}
+    with pytest.raises(ValueError, match="PAYLOAD_ENCRYPTION"):
+        data_converter(
+            Settings(
+                environment="production", jwt_secret="x" * 40, payload_encryption=False, **own_key
+            )
         )
+    assert data_converter(Settings(environment="production", jwt_secret="x" * 40, **own_key))
 
 
 def _with_keys(client: Client, active: str, *key_ids: str) -> Client:
