@@ -16,6 +16,7 @@ from api.routes import (
     health,
     metrics,
     notifications,
+    patients,
     referrals,
     triggers,
 )
@@ -46,7 +47,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "until care actually happens.",
     )
 
-    for module in (health, referrals, cases, notifications, audit, metrics, triggers, fhir, codec):
+    for module in (
+        health,
+        referrals,
+        cases,
+        notifications,
+        audit,
+        metrics,
+        triggers,
+        fhir,
+        codec,
+        patients,
+    ):
         app.include_router(module.router)
     mount_web(app)  # the care-team web UI under /, over the same service layer
     app.add_middleware(RequestContext)  # outermost: its request id covers everything inside
