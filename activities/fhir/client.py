@@ -2,8 +2,9 @@
 
 Every failure becomes an `ApplicationError` whose `type` says what retrying can do about it:
 timeouts, connection errors, 429 and 5xx are retryable (`Retry-After` sets the next delay); other
-4xx are not, and carry the server's OperationOutcome text, capped, for the case timeline. That text
-may describe the patient, so it is never logged.
+4xx are not, and carry the server's OperationOutcome codes and a capped, scrubbed diagnostic for
+the case timeline (see outcome.py): the server's own text may describe the patient, so it never
+leaves this module, and nothing of it is logged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
+from activities.fhir import outcome
 from activities.fhir.auth import Auth, NoAuth, make_auth
 from activities.fhir.failures import (
     INVALID_RESOURCE,
@@ -41,19 +43,6 @@ MAX_RETRY_AFTER = timedelta(minutes=30)
 
 def cap(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def outcome_text(body: Any) -> str:
-    """The human-readable part of an OperationOutcome (details.text, else diagnostics)."""
-    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
-        return ""
-    texts = []
-    for issue in body.get("issue") or []:
-        text = (issue.get("details") or {}).get("text") or issue.get("diagnostics") or ""
-        where = ", ".join(issue.get("expression") or [])
-        if text:
-            texts.append(f"{text} ({where})" if where else text)
-    return "; ".join(texts)
 
 
 def retry_after(response: httpx.Response) -> timedelta | None:
@@ -245,7 +234,7 @@ class FhirClient:
         if status == 429 or status >= 500:
             return self._unavailable(method, resource_type, f"HTTP {status}", retry_after(response))
         try:
-            text = outcome_text(response.json())
+            text = outcome.summary(response.json())
         except ValueError:
             text = ""
         kind = {404: NOT_FOUND, 410: NOT_FOUND, 412: VERSION_CONFLICT}.get(status, REJECTED)
