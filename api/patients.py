@@ -102,7 +102,7 @@ async def read_patient(fhir: FhirClient, actor: Actor, reference: str) -> Patien
     try:
         patient = await fhir.read(kind, pid)
     except ApplicationError as err:
-        log.info("patient_unavailable", reason=err.type)  # the EHR's words stay out of logs
+        log.info("patient_unavailable", failure=err.type)  # the EHR's words stay out of logs
         return PatientCard(reference=reference, available=False)
     return card_for(actor, reference, patient)
 
@@ -133,7 +133,7 @@ class QueueLabels:
         try:
             read = await _read_rows(fhir, wanted)
         except ApplicationError as err:
-            log.info("queue_patients_unavailable", reason=err.type, rows=len(wanted))
+            log.info("queue_patients_unavailable", failure=err.type, rows=len(wanted))
             return labels
         self._keep(actor, read, now)
         record_reads(engine, actor, list(read), "queue-patient")

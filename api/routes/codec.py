@@ -116,6 +116,6 @@ async def _convert(request: Request, settings: Settings, *, decoding: bool) -> R
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, str(err), headers=headers
         ) from None
-    log.info("codec", operation="decode" if decoding else "encode", payloads=len(converted))
+    log.info("codec", operation="decode" if decoding else "encode", count=len(converted))
     body = json_format.MessageToDict(Payloads(payloads=converted))
     return JSONResponse(body, headers=headers)
