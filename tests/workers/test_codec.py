@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -13,9 +15,10 @@ from cryptography.exceptions import InvalidTag
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
-from tests.workflows.referral_kit import COORDINATOR, referral_input
+from tests.workflows.referral_kit import COORDINATOR, ledger_written, referral_input
 from workers.client import data_converter
 from workers.codec import KEY_ID, EncryptionCodec, Keyring, MissingKey
 from workers.settings import Settings
@@ -131,23 +134,31 @@ async def test_a_case_started_under_the_old_key_finishes_under_the_new_one(clien
     order = referral_input(case_id=f"referral-rotate-{uuid.uuid4().hex[:8]}")
     before = _with_keys(client, OLD, OLD)
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
-    async with build_worker(before, engine, task_queue=task_queue):
+    # No cache: every workflow task replays the case from its history, so each worker reads every
+    # payload the case holds (and none waits on the other's sticky queue).
+    async with build_worker(before, engine, task_queue=task_queue, max_cached_workflows=0):
         handle = await before.start_workflow(
             ReferralWorkflow.run, order, id=order.case_id, task_queue=task_queue
         )
         await handle.execute_update(
             ReferralWorkflow.add_note, AddNote(actor=COORDINATOR, text="Left a voicemail")
         )
+        await ledger_written(handle)  # no workflow task left in flight when this worker stops
 
     # The key rotates: the new one encrypts, the old one still decrypts what the case holds.
     after = _with_keys(client, NEW, OLD, NEW)
-    async with build_worker(after, engine, task_queue=task_queue):
+    async with build_worker(after, engine, task_queue=task_queue, max_cached_workflows=0):
         handle = after.get_workflow_handle_for(ReferralWorkflow.run, order.case_id)
-        await handle.execute_update(
-            ReferralWorkflow.cancel, Cancel(actor=COORDINATOR, reason="Referred elsewhere")
-        )
-        outcome = await handle.result()
-        detail = await handle.query(ReferralWorkflow.detail)
+        try:
+            async with asyncio.timeout(30):  # a worker that cannot read the case never ends it
+                await handle.execute_update(
+                    ReferralWorkflow.cancel, Cancel(actor=COORDINATOR, reason="Referred elsewhere")
+                )
+                outcome = await handle.result()
+                detail = await handle.query(ReferralWorkflow.detail)
+        finally:
+            with suppress(RPCError):  # left running, it would hold back the tests after it
+                await handle.terminate("test finished")
 
     assert outcome.stage == "cancelled"
     assert [e.details["text"] for e in detail.timeline if e.kind == "note"] == ["Left a voicemail"]
