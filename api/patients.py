@@ -2,7 +2,7 @@
 
 Temporal, the audit ledger, logs, metrics and search attributes name a patient by FHIR id only.
 The care team still has to know whom to call: the case page reads the Patient at view time, and
-the queue reads its rows' orders and patients in one batched search per resource type. What is
+the queue reads its rows' orders, their patients included, in one batched search. What is
 read is shown, logged to the access log (as case reads are), held in memory briefly, and
 forgotten. Which fields a role sees follows the minimum necessary: the roles that reach out to
 patients get name, birth date, phone and language; auditors get the name alone.
@@ -149,22 +149,29 @@ class QueueLabels:
 
 
 async def _read_rows(fhir: FhirClient, wanted: dict[str, str]) -> dict[str, RowLabel]:
-    """Two batched searches, whatever the number of rows: the orders, then their patients."""
+    """One batched search of the page's orders, their patients included (`_include`); an EHR
+    that does not include them is asked for the missing patients in a second batched search."""
     count = str(len(wanted))
-    orders = await fhir.search(
-        "ServiceRequest", {"_id": ",".join(sorted(set(wanted.values()))), "_count": count}
+    orders, included = await fhir.search_including(
+        "ServiceRequest",
+        {
+            "_id": ",".join(sorted(set(wanted.values()))),
+            "_include": "ServiceRequest:subject",
+            "_count": count,
+        },
     )
     by_order = {order["id"]: order for order in orders}
     subjects = {
         order["id"]: ((order.get("subject") or {}).get("reference") or "") for order in orders
     }
-    patient_ids = sorted(
+    patients = {f"Patient/{p['id']}": p for p in included if p["resourceType"] == "Patient"}
+    missing = sorted(
         {ref.split("/", 1)[1] for ref in subjects.values() if ref.startswith("Patient/")}
+        - {ref.split("/", 1)[1] for ref in patients}
     )
-    patients = {}
-    if patient_ids:
-        found = await fhir.search("Patient", {"_id": ",".join(patient_ids), "_count": count})
-        patients = {f"Patient/{p['id']}": p for p in found}
+    if missing:
+        found = await fhir.search("Patient", {"_id": ",".join(missing), "_count": count})
+        patients |= {f"Patient/{p['id']}": p for p in found}
     labels = {}
     for case_id, order_id in wanted.items():
         order = by_order.get(order_id)

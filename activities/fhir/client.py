@@ -146,14 +146,36 @@ class FhirClient:
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """The matches page by page, following the bundle's next links for as long as there are
         any (on the same server only), so a caller can take or heartbeat as each page arrives."""
-        bundle = await self._request("GET", resource_type, resource_type, params=params)
-        while True:
+        async for bundle in self._bundles(resource_type, params):
             yield [
                 entry["resource"]
                 for entry in bundle.get("entry") or []
                 if entry.get("resource", {}).get("resourceType") == resource_type
                 and (entry.get("search") or {}).get("mode", "match") == "match"
             ]
+
+    async def search_including(
+        self, resource_type: str, params: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every match and every resource the search included (`_include`), across pages."""
+        matches: list[dict[str, Any]] = []
+        included: list[dict[str, Any]] = []
+        async for bundle in self._bundles(resource_type, params):
+            for entry in bundle.get("entry") or []:
+                resource = entry.get("resource") or {}
+                mode = (entry.get("search") or {}).get("mode")
+                if resource.get("resourceType") == resource_type and mode in (None, "match"):
+                    matches.append(resource)
+                elif resource.get("resourceType"):
+                    included.append(resource)
+        return matches, included
+
+    async def _bundles(
+        self, resource_type: str, params: dict[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        bundle = await self._request("GET", resource_type, resource_type, params=params)
+        while True:
+            yield bundle
             following = next(
                 (link["url"] for link in bundle.get("link") or [] if link["relation"] == "next"),
                 None,
