@@ -6,8 +6,10 @@ import asyncio
 import base64
 import json
 
+import httpx
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from api.web.session import SESSION_COOKIE
 from workers.client import connect
 from workers.codec import KEY_ID
 
@@ -99,3 +101,17 @@ def test_a_page_from_another_origin_is_refused_even_with_an_auditor_s_token(http
     assert preflight_ui.status_code == 204
     assert preflight_ui.headers["access-control-allow-origin"] == UI
     assert "authorization" in preflight_ui.headers["access-control-allow-headers"]
+
+
+def test_the_temporal_ui_may_send_the_web_session_instead_of_a_token(http, stack, admin):
+    sealed = http.post("/codec/encode", json={"payloads": [wire("kept")]}, headers=admin).json()
+
+    def decode_as(role: str, team: str | None = None) -> int:
+        token = stack.token(role, role, team)["Authorization"].split()[1]
+        with httpx.Client(
+            base_url=stack.base_url, cookies={SESSION_COOKIE: token}, timeout=30
+        ) as browser:
+            return browser.post("/codec/decode", json=sealed, headers={"Origin": UI}).status_code
+
+    assert decode_as("auditor") == 200
+    assert decode_as("coordinator", "cardiology") == 403
