@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 from temporalio import activity
 
+from activities.ledger.anchor import Anchor
 from activities.ledger.append import append_entries
 from activities.ledger.metrics import MetricsQuery, compute
 from activities.ledger.tables import CaseSummary, LedgerRow, as_stored
@@ -44,15 +45,18 @@ class TriggerState(SQLModel, table=True):
 
 
 class TriggerActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, anchor: Anchor | None = None) -> None:
         self.engine = engine
+        self.anchor = anchor or Anchor()
 
     @activity.defn(name="evaluate_triggers")
     async def evaluate(self, evaluation: Evaluation) -> EvaluationResult:
-        return await asyncio.to_thread(evaluate, self.engine, evaluation)
+        return await asyncio.to_thread(evaluate, self.engine, evaluation, self.anchor)
 
 
-def evaluate(engine: Engine, evaluation: Evaluation) -> EvaluationResult:
+def evaluate(
+    engine: Engine, evaluation: Evaluation, anchor: Anchor | None = None
+) -> EvaluationResult:
     """Measure every rule, then flip the alerts that crossed their threshold.
 
     Each flip, its ledger entry and its supervisor's notice are written in one transaction: a
@@ -79,7 +83,7 @@ def evaluate(engine: Engine, evaluation: Evaluation) -> EvaluationResult:
                     change = TriggerChange(
                         rule=rule.name, team=team, value=value, above=rule.above, raised=crossed
                     )
-                    _prove(connection, session, change, now)
+                    _prove(connection, session, change, now, anchor)
                     changes.append(change)
                 state.value, state.above, state.evaluated_at = value, rule.above, now
                 session.add(state)
@@ -136,7 +140,13 @@ def measure(
     return {team: float(statistics.median(values)) for team, values in days.items()}
 
 
-def _prove(connection: Connection, session: Session, change: TriggerChange, now: datetime) -> None:
+def _prove(
+    connection: Connection,
+    session: Session,
+    change: TriggerChange,
+    now: datetime,
+    anchor: Anchor | None,
+) -> None:
     """The change's ledger entry and its notice to the team's supervisor, in the caller's
     transaction."""
     last = session.exec(
@@ -164,7 +174,7 @@ def _prove(connection: Connection, session: Session, change: TriggerChange, now:
     )
     entry.hash = link(entry.prev_hash, entry.content())
     # The ledger's own append, on this connection: it joins the transaction, not commits it.
-    append_entries(connection, [entry])
+    append_entries(connection, [entry], anchor)
     key = f"{change.alert_id}/{entry.seq}"
     if session.exec(select(StaffNoticeRecord).where(StaffNoticeRecord.delivery_key == key)).first():
         return

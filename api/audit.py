@@ -10,13 +10,15 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from activities.ledger.tables import AccessRow, LedgerRow, as_stored
+from activities.ledger.anchor import Anchor
+from activities.ledger.tables import AccessRow, LedgerHead, LedgerRow, as_stored
 from workflows.care.chain import GENESIS, link
-from workflows.care.models import Actor, LedgerEntry, TimelineEvent
+from workflows.care.models import Actor, CaseDetail, LedgerEntry, TimelineEvent
 
 
 class AuditEvent(LedgerEntry):
     recorded_at: datetime
+    seal: str | None = None
 
 
 def utc(moment: datetime) -> datetime:
@@ -30,12 +32,21 @@ def to_event(row: LedgerRow) -> AuditEvent:
     return event
 
 
-def case_trail(engine: Engine, case_id: str) -> list[AuditEvent]:
+def case_trail(engine: Engine, case_id: str, *, before_seq: int | None = None) -> list[AuditEvent]:
+    query = select(LedgerRow).where(LedgerRow.case_id == case_id)
+    if before_seq is not None:
+        query = query.where(col(LedgerRow.seq) < before_seq)
     with Session(engine) as session:
-        rows = session.exec(
-            select(LedgerRow).where(LedgerRow.case_id == case_id).order_by(col(LedgerRow.seq))
-        ).all()
+        rows = session.exec(query.order_by(col(LedgerRow.seq))).all()
         return [to_event(row) for row in rows]
+
+
+def earlier_events(engine: Engine, case: CaseDetail) -> list[TimelineEvent]:
+    """The case's events older than those its workflow keeps, from the ledger."""
+    if not case.timeline or case.timeline[0].seq <= 1:
+        return []
+    trail = case_trail(engine, case.case_id, before_seq=case.timeline[0].seq)
+    return [TimelineEvent.model_validate(event.model_dump()) for event in trail]
 
 
 class ChainReport(BaseModel):
@@ -45,21 +56,45 @@ class ChainReport(BaseModel):
     first_broken_seq: int | None = None
     problem: str | None = None
     temporal_checked: bool = False
+    anchored: bool = False  # the newest entry matches the case's signed head
     pending: int = 0  # the case's newest events, accepted but not yet in the ledger
+
+
+def case_head(engine: Engine, case_id: str) -> LedgerHead | None:
+    with Session(engine) as session:
+        return session.get(LedgerHead, case_id)
+
+
+def check_case(
+    engine: Engine, case_id: str, case: CaseDetail | None, anchor: Anchor
+) -> ChainReport:
+    """Read the case's ledger and signed head, and verify them (see `verify_chain`). The two are
+    read one after the other, so an append landing in between can make them disagree: that is
+    read again before it is reported."""
+    for _ in range(3):
+        trail, head = case_trail(engine, case_id), case_head(engine, case_id)
+        report = verify_chain(case_id, trail, case, head=head, anchor=anchor)
+        if report.intact or not (head and head.last_seq != len(trail)):
+            return report
+    return report
 
 
 def verify_chain(
     case_id: str,
     trail: list[AuditEvent],
-    timeline: list[TimelineEvent] | None,
-    pending: int = 0,
+    case: CaseDetail | None = None,
+    *,
+    head: LedgerHead | None = None,
+    anchor: Anchor | None = None,
 ) -> ChainReport:
-    """Recompute every hash; with the Temporal timeline at hand, cross-check each entry with it.
+    """Recompute every hash; check the newest entry against the case's signed head (with
+    `anchor`); and while Temporal still holds the case (`case`, read before the trail), cross-check
+    each entry with the case's own timeline.
 
-    `pending`: the timeline's newest events that the case had not yet written to the ledger when
-    it was asked (read the timeline first, then the ledger, so nothing written between counts).
-    The report's `pending` is what the ledger read still lacks of the timeline."""
-    lacking = max(0, len(timeline) - len(trail)) if timeline is not None else 0
+    The case's newest events may not be in the ledger yet (`case.ledger_pending`): the report's
+    `pending` is what the ledger read still lacks of the case's events."""
+    lacking = max(0, case.events - len(trail)) if case is not None else 0
+    anchored = False
 
     def broken(seq: int, problem: str) -> ChainReport:
         return ChainReport(
@@ -68,7 +103,8 @@ def verify_chain(
             entries=len(trail),
             first_broken_seq=seq,
             problem=problem,
-            temporal_checked=timeline is not None,
+            temporal_checked=case is not None,
+            anchored=anchored,
             pending=lacking,
         )
 
@@ -78,16 +114,44 @@ def verify_chain(
             return broken(expected_seq, f"entry {expected_seq} is missing")
         if event.prev_hash != previous:
             return broken(event.seq, "does not link to the entry before it")
-        entry = LedgerEntry.model_validate(event.model_dump(exclude={"recorded_at"}))
+        entry = LedgerEntry.model_validate(event.model_dump(exclude={"recorded_at", "seal"}))
         if link(previous, entry.content()) != event.hash:
             return broken(event.seq, "its content does not match its hash (edited)")
+        if anchor is not None and event.seal is not None:
+            if anchor.seal(entry.model_dump(mode="json")) != event.seal:
+                return broken(event.seq, "its words were edited after it was stored (seal)")
         previous = event.hash
-    if timeline is not None:
-        if lacking > pending:
+    if anchor is not None and trail:
+        if head is None:
+            return broken(1, "the case has no signed head: its chain cannot be anchored")
+        if not anchor.holds(case_id, head.last_seq, head.head_hash, head.signature):
+            return broken(head.last_seq, "the signed head does not hold (forged, or another key)")
+        if len(trail) < head.last_seq:
             return broken(
-                len(trail) + 1, f"Temporal has {len(timeline)} events, the ledger {len(trail)}"
+                len(trail) + 1,
+                f"entries {len(trail) + 1} to {head.last_seq} are missing (the tail was cut)",
             )
-        for event, step in zip(trail, timeline, strict=False):
+        if trail[head.last_seq - 1].hash != head.head_hash:
+            return broken(
+                head.last_seq, "the chain was re-hashed: it does not end at the signed head"
+            )
+        if len(trail) > head.last_seq:
+            return broken(
+                head.last_seq + 1,
+                f"entries after {head.last_seq} were added after the signed head",
+            )
+        anchored = True
+    if case is not None:
+        if lacking > case.ledger_pending:
+            return broken(
+                len(trail) + 1, f"Temporal has {case.events} events, the ledger {len(trail)}"
+            )
+        if len(trail) > case.events:
+            return broken(case.events + 1, "the ledger has entries the case never recorded")
+        for step in case.timeline:
+            if step.seq > len(trail):
+                break
+            event = trail[step.seq - 1]
             if (event.kind, event.actor, event.at, event.summary) != (
                 step.kind.value,
                 step.actor,
@@ -99,7 +163,8 @@ def verify_chain(
         case_id=case_id,
         intact=True,
         entries=len(trail),
-        temporal_checked=timeline is not None,
+        temporal_checked=case is not None,
+        anchored=anchored,
         pending=lacking,
     )
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import HTTPException, status
@@ -16,6 +16,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -24,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import problems
 from workflows.care import errors, search
-from workflows.care.models import SYSTEM, Actor, CaseDetail, Role
+from workflows.care.models import SYSTEM, ActionAck, Actor, CaseDetail, Role
 from workflows.referral import models as referral
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -43,6 +44,13 @@ STATUS_FOR = {
     errors.ACTION_NOT_ALLOWED: status.HTTP_409_CONFLICT,
     errors.FORBIDDEN: status.HTTP_403_FORBIDDEN,
     errors.INVALID_ACTION: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+QUERY_WITHIN = timedelta(seconds=5)
+# A query nobody answered in time: no worker polls, or the case's workflow task keeps failing.
+UNANSWERED = {
+    RPCStatusCode.FAILED_PRECONDITION,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
 }
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_\-.:/@ ]{1,128}$")
 
@@ -64,7 +72,7 @@ async def open_referral(client: Client, order: referral.ReferralInput, task_queu
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
     )
     try:
-        case = await client.execute_update_with_start_workflow(
+        ack = await client.execute_update_with_start_workflow(
             ReferralWorkflow.open_case,
             referral.OpenCase(actor=SYSTEM),
             start_workflow_operation=start,
@@ -72,16 +80,26 @@ async def open_referral(client: Client, order: referral.ReferralInput, task_queu
     except WorkflowAlreadyStartedError:
         # The order's case has already closed: it is answered, never reopened.
         return Opened(await query_case(client, order.case_id), created=False)
-    return Opened(case, created=case.created)
+    case = await query_case(client, order.case_id)
+    case.created = ack.created
+    return Opened(case, created=ack.created)
 
 
 async def query_case(client: Client, case_id: str) -> CaseDetail:
+    handle = client.get_workflow_handle(case_id)
     try:
-        return await client.get_workflow_handle(case_id).query(ReferralWorkflow.detail)
+        return await handle.query(ReferralWorkflow.detail, rpc_timeout=QUERY_WITHIN)
     except RPCError as err:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}") from None
-        if err.status in (RPCStatusCode.FAILED_PRECONDITION, RPCStatusCode.DEADLINE_EXCEEDED):
+        if err.status in UNANSWERED:
+            held = await _held_because(handle)
+            if held:
+                raise HTTPException(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    f"The case is held until this is fixed: {held}. Nothing is lost; it goes "
+                    "on by itself once the cause is fixed",
+                ) from None
             # Temporal keeps the case; only no worker is answering for it right now.
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -89,6 +107,18 @@ async def query_case(client: Client, case_id: str) -> CaseDetail:
                 "nothing is lost, try again shortly",
             ) from None
         raise
+
+
+async def _held_because(handle: WorkflowHandle) -> str | None:
+    """Why the case's workflow task keeps failing (a ledger refusal, say), if it does."""
+    described = await handle.describe()
+    if described.raw_description.pending_workflow_task.attempt < 2:
+        return None
+    reason = None
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            reason = event.workflow_task_failed_event_attributes.failure.message
+    return (reason or "its workflow task keeps failing")[:500]
 
 
 def authorize_read(actor: Actor, case: CaseDetail) -> None:
@@ -122,10 +152,11 @@ async def act(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             problems(err),
         ) from None
+    handle = client.get_workflow_handle(case_id)
     try:
-        return await client.get_workflow_handle(case_id).execute_update(
-            update, payload, result_type=CaseDetail
-        )
+        # The update answers with a small acknowledgement (all its history keeps of it); the
+        # case itself is read by query, which leaves nothing in the history.
+        await handle.execute_update(update, payload, result_type=ActionAck)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError) and cause.type in STATUS_FOR:
@@ -133,12 +164,28 @@ async def act(
         raise
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            if "completed" in err.message or "closed" in err.message:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT, "The case is closed; no more actions are accepted"
-                ) from None
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}") from None
+            raise await _not_running(client, case_id) from None
         raise
+    return await query_case(client, case_id)
+
+
+async def _not_running(client: Client, case_id: str) -> HTTPException:
+    """Why an action found no running case: closed (409) or unknown (404). Told from the case's
+    described status, not from the server's wording, which differs between Temporal servers."""
+    try:
+        described = await client.get_workflow_handle(case_id).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}")
+        raise
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        return HTTPException(
+            status.HTTP_409_CONFLICT, "The case is closed; no more actions are accepted"
+        )
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "The case could not take the action right now; nothing was recorded, try again",
+    )
 
 
 class QueueItem(BaseModel):

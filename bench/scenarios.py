@@ -16,7 +16,7 @@ from bench.baseline import BaselineWorkflow, UpdateWorkflow
 from bench.measure import Throughput, latencies, throughput
 from bench.stack import BASELINE_QUEUE
 from workers.settings import Settings
-from workflows.care.models import Actor, CaseDetail, Role
+from workflows.care.models import ActionAck, Actor, Role
 from workflows.referral.models import AddNote
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -119,7 +119,7 @@ async def action_latencies(ref: Referrals, count: int, cases: list[str]) -> Acti
         await ref.client.get_workflow_handle(case).execute_update(
             ReferralWorkflow.add_note,
             AddNote(actor=actor, text=f"bench note {index}"),
-            result_type=CaseDetail,
+            result_type=ActionAck,
         )
         direct.append(time.perf_counter() - began)
 

@@ -12,7 +12,7 @@ import httpx
 from temporalio.client import Client
 
 from api.auth import mint_token
-from bench import ledger_metrics, scenarios
+from bench import history, ledger_metrics, scenarios
 from bench.cpu import CpuMeter, CpuSplit
 from bench.measure import percentile
 from bench.options import Options
@@ -86,6 +86,9 @@ async def run(options: Options, stack: Stack, say: Say) -> Report:
             await _referrals(options, ref, report, tuned.rate, say, worker, cpu)
         finally:
             sampler.cancel()
+        say("(g) history a case writes over 100 and 1,000 actions, against raw updates")
+        grown = [await history.growth(client, settings, run_id, n) for n in (100, 1000)]
+        report.add(*history.rows(grown))
         report.add(Row("(e) worker RSS, peak sampled over the run", peak.peak / MB, "MB"))
     stack.stop(api, worker, server)
 

@@ -11,6 +11,7 @@ from activities.fhir.client import FhirClient
 from activities.fhir.evidence import EvidenceActivities
 from activities.fhir.intake import IntakeActivities
 from activities.fhir.task import TaskActivities
+from activities.ledger.anchor import Anchor
 from activities.ledger.append import LedgerActivities
 from activities.staff import StaffActivities
 from activities.triggers import TriggerActivities
@@ -28,8 +29,9 @@ def activities(engine: Engine, fhir: FhirClient | None = None) -> list[Callable[
     evidence, tasks = EvidenceActivities(fhir), TaskActivities(fhir)
     intake = IntakeActivities(fhir, settings)
     staff = StaffActivities(engine)
-    ledger = LedgerActivities(engine)
-    triggers = TriggerActivities(engine)
+    anchor = Anchor(settings.ledger_anchor_key)
+    ledger = LedgerActivities(engine, anchor)
+    triggers = TriggerActivities(engine, anchor)
     return [
         staff.notify,
         ledger.append,

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from activities.ledger.anchor import DEVELOPMENT_KEY as DEV_ANCHOR_KEY
 from workers.codec import Keyring
 from workflows.care.calendar import BusinessCalendar
 from workflows.referral.models import ReferralPolicy
@@ -40,6 +41,8 @@ class Settings(BaseSettings):
     worker_metrics_address: str | None = None
 
     database_url: str = "sqlite:///.data/followthrough.db"
+    # Signs each case's ledger head (workers) and checks it (API); keep it out of the database.
+    ledger_anchor_key: str = DEV_ANCHOR_KEY
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -102,6 +105,12 @@ class Settings(BaseSettings):
         ):
             raise ValueError(
                 "JWT_SECRET must be a secret of your own (32+ characters) in production"
+            )
+        if self.environment == "production" and (
+            self.ledger_anchor_key == DEV_ANCHOR_KEY or len(self.ledger_anchor_key) < 32
+        ):
+            raise ValueError(
+                "LEDGER_ANCHOR_KEY must be a secret of your own (32+ characters) in production"
             )
         return self
 

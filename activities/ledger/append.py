@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
+from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import Engine
@@ -11,7 +11,8 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.ledger.tables import CaseSummary, LedgerRow, iso_week
+from activities.ledger.anchor import Anchor
+from activities.ledger.tables import CaseSummary, LedgerHead, LedgerRow, iso_week
 from workflows.care.models import EventKind, LedgerBatch, LedgerEntry
 from workflows.triggers.models import ALERT_CASE_TYPE
 
@@ -20,17 +21,22 @@ REWORK_KINDS = {EventKind.NO_SHOW, EventKind.REWORK}
 
 
 class LedgerActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, anchor: Anchor | None = None) -> None:
         self.engine = engine
+        self.anchor = anchor or Anchor()
 
     @activity.defn(name="append_ledger")
     async def append(self, batch: LedgerBatch) -> int:
         """Store the entries not yet stored; answers how many were new."""
-        return await asyncio.to_thread(append_entries, self.engine, batch.entries)
+        return await asyncio.to_thread(append_entries, self.engine, batch.entries, self.anchor)
 
 
-def append_entries(engine: Engine, entries: list[LedgerEntry]) -> int:
+def append_entries(engine: Engine, entries: list[LedgerEntry], anchor: Anchor | None = None) -> int:
+    """Store each entry once, keep the case summaries, and sign each case's new head, all in one
+    transaction. `engine` may be an open connection: the append then joins its transaction."""
+    anchor = anchor or Anchor()
     added = 0
+    heads: dict[str, LedgerEntry] = {}
     with Session(engine) as session:
         for entry in entries:
             stored = session.exec(
@@ -47,20 +53,38 @@ def append_entries(engine: Engine, entries: list[LedgerEntry]) -> int:
                         non_retryable=True,
                     )
                 continue
-            session.add(_row(entry))
+            session.add(_row(entry, anchor))
             if entry.case_type != ALERT_CASE_TYPE:
                 _summarize(session, entry)
             added += 1
+            heads[entry.case_id] = entry
+        for entry in heads.values():
+            _sign_head(session, entry, anchor)
         session.commit()
     if added:
         log.info("ledger_appended", case_id=entries[0].case_id, entries=added)
     return added
 
 
-def _row(entry: LedgerEntry) -> LedgerRow:
+def _sign_head(session: Session, entry: LedgerEntry, anchor: Anchor) -> None:
+    head = session.get(LedgerHead, entry.case_id)
+    if head is not None and head.last_seq >= entry.seq:
+        return
+    head = head or LedgerHead(
+        case_id=entry.case_id, last_seq=0, head_hash="", key_id="", signature=""
+    )
+    head.last_seq, head.head_hash = entry.seq, entry.hash
+    head.key_id = anchor.key_id
+    head.signature = anchor.sign(entry.case_id, entry.seq, entry.hash)
+    head.signed_at = datetime.now(UTC)
+    session.add(head)
+
+
+def _row(entry: LedgerEntry, anchor: Anchor) -> LedgerRow:
     data = entry.model_dump(mode="json")
+    seal = anchor.seal(data)
     data["at"] = entry.at
-    return LedgerRow(**data)
+    return LedgerRow(**data, seal=seal)
 
 
 def _summarize(session: Session, entry: LedgerEntry) -> None:

@@ -42,7 +42,25 @@ class LedgerRow(SQLModel, table=True):
     case_closed: bool = False
     prev_hash: str
     hash: str
+    hash_scheme: int = 1
+    seal: str | None = None  # see activities/ledger/anchor.py; none on entries stored before
     recorded_at: datetime = Field(
+        default_factory=_utc, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class LedgerHead(SQLModel, table=True):
+    """A case's newest entry, signed with the ledger's anchor key (which the database does not
+    hold): a truncated tail, an appended entry or a re-hashed chain no longer matches it."""
+
+    __tablename__ = "ledger_head"
+
+    case_id: str = Field(primary_key=True)
+    last_seq: int
+    head_hash: str
+    key_id: str
+    signature: str
+    signed_at: datetime = Field(
         default_factory=_utc, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
 

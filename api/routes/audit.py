@@ -8,8 +8,9 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel
 from temporalio.service import RPCError
 
+from activities.ledger.anchor import Anchor
 from api import audit, cases
-from api.deps import CurrentUser, EngineDep, TemporalDep, require_role
+from api.deps import CurrentUser, EngineDep, SettingsDep, TemporalDep, require_role
 from api.proof import proof_bundle
 from api.routes.cases import CaseId
 from workflows.care.models import Actor, Role
@@ -39,17 +40,20 @@ def case_audit(case_id: CaseId, actor: CurrentUser, engine: EngineDep) -> list[a
 
 @router.get("/cases/{case_id}/audit/verify", response_model=audit.ChainReport)
 async def verify_case_chain(
-    case_id: CaseId, actor: CurrentUser, engine: EngineDep, client: TemporalDep
+    case_id: CaseId,
+    actor: CurrentUser,
+    engine: EngineDep,
+    client: TemporalDep,
+    settings: SettingsDep,
 ) -> audit.ChainReport:
-    """Recompute the hash chain; while Temporal still holds the case, cross-check with it."""
+    """Recompute the hash chain and check it ends at the case's signed head; while Temporal
+    still holds the case, cross-check with it too."""
     try:
         case = await cases.query_case(client, case_id)
     except (HTTPException, RPCError):
-        case = None  # closed and past Temporal's retention: the ledger stands alone
-    trail = readable_trail(engine, case_id, actor, "verify")
-    if case is None:
-        return audit.verify_chain(case_id, trail, None)
-    return audit.verify_chain(case_id, trail, case.timeline, case.ledger_pending)
+        case = None  # closed and past Temporal's retention: the ledger and its head stand alone
+    readable_trail(engine, case_id, actor, "verify")
+    return audit.check_case(engine, case_id, case, Anchor(settings.ledger_anchor_key))
 
 
 @router.get("/cases/{case_id}/proof")

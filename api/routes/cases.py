@@ -61,6 +61,7 @@ async def read_case(
     structlog.contextvars.bind_contextvars(case_id=case_id)
     case = await cases.read_case(client, case_id, actor)
     log_access(engine, actor, case_id, "detail")
+    case.timeline[:0] = audit.earlier_events(engine, case)
     return case
 
 

@@ -11,6 +11,7 @@ import structlog
 from fastapi import APIRouter, Form, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from activities.ledger.anchor import Anchor
 from api import audit, cases, patients
 from api.auth import InvalidToken, mint_token, read_token
 from api.deps import EngineDep, SettingsDep, TemporalDep
@@ -150,9 +151,10 @@ async def case_page(
     patient = await _patient(request, engine, actor, case)
     chain = None
     if actor.role in (Role.AUDITOR, Role.ADMIN):
-        trail = audit.case_trail(engine, case_id)
-        chain = audit.verify_chain(case_id, trail, case.timeline, case.ledger_pending)
+        anchor = Anchor(request.app.state.settings.ledger_anchor_key)
+        chain = audit.check_case(engine, case_id, case, anchor)
         audit.record_access(engine, actor, case_id, "verify", request_id)
+    case.timeline[:0] = audit.earlier_events(engine, case)
     return page(request, "case.html", _case_context(case, actor, patient, chain=chain), actor=actor)
 
 

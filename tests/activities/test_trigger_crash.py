@@ -58,13 +58,13 @@ def test_a_retry_after_a_crash_mid_step_records_the_alert_once(engine, monkeypat
     append = triggers.append_entries
     attempts = []
 
-    def crashing_append(bind, entries):
+    def crashing_append(bind, entries, anchor=None):
         attempts.append(len(entries))
         if len(attempts) == 1:
             if crash == "after the ledger entry":
-                append(bind, entries)
+                append(bind, entries, anchor)
             raise Crash
-        return append(bind, entries)
+        return append(bind, entries, anchor)
 
     monkeypatch.setattr(triggers, "append_entries", crashing_append)
     evaluation = Evaluation(rules=RULES, now=NOW)
@@ -124,9 +124,9 @@ async def test_the_schedules_run_retries_a_crashed_evaluation_into_one_entry_and
         session.commit()
     append, attempts = triggers.append_entries, []
 
-    def crashing_append(bind, entries):
+    def crashing_append(bind, entries, anchor=None):
         attempts.append(len(entries))
-        append(bind, entries)
+        append(bind, entries, anchor)
         if len(attempts) == 1:
             raise Crash  # the entry is written, the activity dies before its transaction ends
 

@@ -16,6 +16,7 @@ from workflows.care.models import Role
 
 SECRET = "test-secret-" + uuid.uuid4().hex
 SCRAPE_TOKEN = "test-scrape-" + uuid.uuid4().hex
+ANCHOR_KEY = "ledger-anchor-key-of-the-api-tests-0123456789"
 
 
 @dataclass
@@ -45,6 +46,7 @@ def stack(temporal_address, tmp_path_factory) -> Iterator[Stack]:
         "DATA_DIR": str(home),
         "JWT_SECRET": SECRET,
         "METRICS_SCRAPE_TOKEN": SCRAPE_TOKEN,
+        "LEDGER_ANCHOR_KEY": ANCHOR_KEY,
         "ENVIRONMENT": "test",
         "API_PORT": str(port),
         # These tests exercise the API with made-up orders; tests/ehr runs cases against the EHR.

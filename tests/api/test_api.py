@@ -6,6 +6,8 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from api.routes.metrics import scrape_token_accepted
 from tests.conftest import eventually
 from workers.settings import DEV_METRICS_SCRAPE_TOKEN, Settings
@@ -269,6 +271,7 @@ def test_auditors_read_the_ledger_and_every_read_is_logged(http, cora, ian, audr
         "first_broken_seq": None,
         "problem": None,
         "temporal_checked": True,
+        "anchored": True,
         "pending": 0,
     }
 
@@ -337,7 +340,7 @@ def test_the_default_scrape_token_works_in_development_only():
     own = "scrape-" + "x" * 32
     assert scrape_token_accepted(Settings(environment="development"), DEV_METRICS_SCRAPE_TOKEN)
     assert not scrape_token_accepted(Settings(environment="test"), DEV_METRICS_SCRAPE_TOKEN)
-    production = Settings(environment="production", jwt_secret="j" * 40)
+    production = Settings(environment="production", jwt_secret="j" * 40, ledger_anchor_key="a" * 40)
     assert not scrape_token_accepted(production, DEV_METRICS_SCRAPE_TOKEN)
     short = production.model_copy(update={"metrics_scrape_token": "too-short"})
     assert not scrape_token_accepted(short, "too-short")
@@ -366,7 +369,9 @@ def test_decision_triggers_are_scheduled_and_listed(http, stack, cora, temporal_
 
 def test_the_ledger_outlives_temporal(http, stack, audrey):
     """A case closed long ago, past Temporal's retention, is still fully auditable."""
+    from activities.ledger.anchor import Anchor
     from activities.ledger.append import append_entries
+    from tests.api.conftest import ANCHOR_KEY
     from workers.database import make_engine
     from workflows.care.chain import GENESIS, link
     from workflows.care.models import LedgerEntry
@@ -392,7 +397,7 @@ def test_the_ledger_outlives_temporal(http, stack, audrey):
         )
         entry.hash = previous = link(previous, entry.content())
         entries.append(entry)
-    append_entries(make_engine(stack.database_url), entries)
+    append_entries(make_engine(stack.database_url), entries, Anchor(ANCHOR_KEY))
 
     url = f"/api/v1/cases/{case_id}"
     assert http.get(url, headers=audrey).status_code == 404  # Temporal has no such workflow
@@ -422,3 +427,11 @@ def test_caseworkers_open_cases_for_their_own_team_only(http, cora, sam, ian, ad
     assert own.status_code == 201 and own.json()["team"] == "cardiology"
     anyone = http.post("/api/v1/referrals", json=new_order(IMAGING), headers=admin)
     assert anyone.status_code == 201 and anyone.json()["team"] == "imaging"
+
+
+def test_production_refuses_the_development_anchor_key():
+    with pytest.raises(ValueError, match="LEDGER_ANCHOR_KEY"):
+        Settings(environment="production", jwt_secret="j" * 40)
+    with pytest.raises(ValueError, match="LEDGER_ANCHOR_KEY"):
+        Settings(environment="production", jwt_secret="j" * 40, ledger_anchor_key="short")
+    assert Settings(environment="production", jwt_secret="j" * 40, ledger_anchor_key="a" * 40)

@@ -225,7 +225,7 @@ def test_an_order_for_a_patient_the_ehr_lacks_is_refused(http, ehr_stack, ehr):
     order = service_request(f"api-{uuid.uuid4().hex[:8]}", known, "Consult", CARDIOLOGY)
     opened = http.post("/api/v1/referrals", json=order, headers=admin)
     assert opened.status_code == 201, opened.text
-    assert opened.json()["references"] == {} and not opened.json()["closed"]
+    assert opened.json()["stage"] == "unassigned" and not opened.json()["closed"]
 
     stranger = service_request(f"api-{uuid.uuid4().hex[:8]}", "nobody", "Consult", CARDIOLOGY)
     refused = http.post("/api/v1/referrals", json=stranger, headers=admin)

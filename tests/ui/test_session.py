@@ -18,7 +18,8 @@ def request_with(cookie: str | None = None) -> Request:
 def test_the_demo_sign_in_exists_only_in_development_and_test() -> None:
     assert session.dev_sign_in_enabled(Settings(environment="development"))
     assert session.dev_sign_in_enabled(SETTINGS)
-    assert not session.dev_sign_in_enabled(Settings(jwt_secret="p" * 40, environment="production"))
+    production = Settings(jwt_secret="p" * 40, ledger_anchor_key="a" * 40, environment="production")
+    assert not session.dev_sign_in_enabled(production)
 
 
 def test_a_csrf_token_is_kept_only_if_we_signed_it() -> None:

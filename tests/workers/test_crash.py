@@ -10,6 +10,7 @@ import uuid
 from api.audit import case_trail, verify_chain
 from api.cases import open_referral
 from api.orders import parse_service_request, referral_input
+from tests.workflows.referral_kit import act
 from workers import dev
 from workers.client import connect
 from workers.database import make_engine
@@ -40,16 +41,14 @@ async def test_sigkilled_worker_loses_nothing(temporal_address, tmp_path):
         order = referral_input(parse_service_request(sr), Settings(ehr_verification=False))
         opened = await open_referral(client, order, task_queue)
         handle = client.get_workflow_handle(opened.case.case_id)
-        claimed = await handle.execute_update(ReferralWorkflow.assign, Assign(actor=CORA))
+        claimed = await act(handle, ReferralWorkflow.assign, Assign(actor=CORA))
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
 
     # With no worker alive the action waits in Temporal rather than failing or vanishing.
     pending = asyncio.create_task(
-        handle.execute_update(
-            ReferralWorkflow.add_note, AddNote(actor=CORA, text="called the clinic")
-        )
+        act(handle, ReferralWorkflow.add_note, AddNote(actor=CORA, text="called the clinic"))
     )
     await asyncio.sleep(1)
     assert not pending.done()
@@ -66,5 +65,5 @@ async def test_sigkilled_worker_loses_nothing(temporal_address, tmp_path):
     # The ledger holds each event once, in order, even across the crash.
     trail = case_trail(make_engine(env["DATABASE_URL"]), noted.case_id)
     assert [e.seq for e in trail] == list(range(1, len(noted.timeline) + 1))
-    assert verify_chain(noted.case_id, trail, noted.timeline).intact
+    assert verify_chain(noted.case_id, trail, noted).intact
     assert noted.opened_at == opened.case.opened_at

@@ -66,13 +66,17 @@ async def running(client: Client, engine, task_queue: str):
 
 
 async def ledger_written(handle: WorkflowHandle) -> CaseDetail:
-    """An action answers before its ledger entries are stored: wait until they are."""
-    for _ in range(200):
+    """An action answers before its ledger entries are stored, and a reminder or escalation is
+    on the case before its notice is delivered: wait until both are done."""
+    for _ in range(250):
         detail = await handle.query(ReferralWorkflow.detail)
-        if detail.ledger_pending == 0:
+        if detail.ledger_pending == 0 and detail.notices_pending == 0:
             return detail
         await asyncio.sleep(0.02)
-    raise AssertionError(f"{detail.ledger_pending} ledger entries still unwritten")
+    raise AssertionError(
+        f"{detail.ledger_pending} ledger entries unwritten, {detail.notices_pending} notices "
+        "undelivered"
+    )
 
 
 async def open_referral(
@@ -84,3 +88,10 @@ async def open_referral(
     )
     _opened.setdefault(task_queue, []).append(handle)
     return handle
+
+
+async def act(handle: WorkflowHandle, update, action) -> CaseDetail:
+    """A care-team action as the API takes it: the update answers with an acknowledgement, and
+    the case is then read by query."""
+    await handle.execute_update(update, action)
+    return await handle.query(ReferralWorkflow.detail)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from activities.staff import StaffNoticeRecord
+from tests.conftest import eventually
 from workflows.care import search
 from workflows.care.models import EventKind
 from workflows.referral.models import (
@@ -33,6 +35,7 @@ from .referral_kit import (
     OTHER_COORDINATOR,
     OUTSIDER,
     SUPERVISOR,
+    act,
     open_referral,
     referral_input,
     running,
@@ -53,12 +56,13 @@ async def rejected(handle, update, action) -> ApplicationError:
 async def test_scheduled_on_day_three_then_completed(time_skipping, client, engine, task_queue):
     async with running(client, engine, task_queue):
         handle = await open_referral(client, task_queue)
-        claimed = await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        claimed = await act(handle, ReferralWorkflow.assign, Assign(actor=COORDINATOR))
         assert (claimed.stage, claimed.owner) == ("awaiting_scheduling", "cora")
 
         await time_skipping.sleep(timedelta(days=3))
         visit = (await time_skipping.get_current_time()) + timedelta(days=5)
-        scheduled = await handle.execute_update(
+        scheduled = await act(
+            handle,
             ReferralWorkflow.mark_scheduled,
             MarkScheduled(actor=COORDINATOR, appointment="Appointment/a1", appointment_at=visit),
         )
@@ -70,7 +74,8 @@ async def test_scheduled_on_day_three_then_completed(time_skipping, client, engi
         assert after_visit.stage == "awaiting_result"
         assert after_visit.due_at is not None
 
-        done = await handle.execute_update(
+        done = await act(
+            handle,
             ReferralWorkflow.mark_completed,
             MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r1"),
         )
@@ -85,7 +90,7 @@ async def test_scheduled_on_day_three_then_completed(time_skipping, client, engi
 async def test_nobody_schedules_for_ten_business_days(time_skipping, client, engine, task_queue):
     async with running(client, engine, task_queue):
         handle = await open_referral(client, task_queue)
-        claimed = await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        claimed = await act(handle, ReferralWorkflow.assign, Assign(actor=COORDINATOR))
         due = claimed.due_at
         opened = claimed.opened_at
         assert claimed.stalled is False
@@ -106,8 +111,12 @@ async def test_nobody_schedules_for_ten_business_days(time_skipping, client, eng
         described = await handle.describe()
         assert described.typed_search_attributes.get(search.STALLED) is True
 
-        with Session(engine) as session:
-            notices = session.exec(select(StaffNoticeRecord)).all()
+        def delivered():
+            with Session(engine) as session:
+                found = session.exec(select(StaffNoticeRecord)).all()
+            return found if len(found) == 2 else None
+
+        notices = await asyncio.to_thread(eventually, delivered, 5.0, 0.05)
         assert [(n.kind, n.role, n.user_id) for n in notices] == [
             ("reminded", "coordinator", "cora"),
             ("escalated", "supervisor", None),
@@ -115,7 +124,8 @@ async def test_nobody_schedules_for_ten_business_days(time_skipping, client, eng
 
         # Acting clears the stalled flag.
         visit = (await time_skipping.get_current_time()) + timedelta(days=2)
-        scheduled = await handle.execute_update(
+        scheduled = await act(
+            handle,
             ReferralWorkflow.mark_scheduled,
             MarkScheduled(actor=COORDINATOR, appointment="Appointment/a2", appointment_at=visit),
         )
@@ -136,8 +146,10 @@ async def test_documents_received_in_any_open_stage(time_skipping, client, engin
     letters = ["DocumentReference/d1", "DocumentReference/d2"]
     async with running(client, engine, task_queue):
         handle = await open_referral(client, task_queue)
-        received = await handle.execute_update(
-            ReferralWorkflow.record_documents, RecordDocuments(actor=COORDINATOR, documents=letters)
+        received = await act(
+            handle,
+            ReferralWorkflow.record_documents,
+            RecordDocuments(actor=COORDINATOR, documents=letters),
         )
         assert received.stage == "unassigned"
         event = received.timeline[-1]
@@ -174,11 +186,9 @@ async def test_holiday_inside_the_window_moves_the_deadline(
         holiday = calendar.business_day(calendar.local_date(opened), 4)
         with_holiday = await open_referral(client, task_queue, referral_input(holidays=[holiday]))
 
-        due_plain = (
-            await plain.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
-        ).due_at
+        due_plain = (await act(plain, ReferralWorkflow.assign, Assign(actor=COORDINATOR))).due_at
         due_holiday = (
-            await with_holiday.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+            await act(with_holiday, ReferralWorkflow.assign, Assign(actor=COORDINATOR))
         ).due_at
         assert due_holiday > due_plain
         assert calendar.business_days_between(due_plain, due_holiday) == 1
@@ -198,8 +208,10 @@ async def test_no_show_goes_back_to_scheduling(time_skipping, client, engine, ta
         )
         await time_skipping.sleep(timedelta(days=5))
 
-        missed = await handle.execute_update(
-            ReferralWorkflow.mark_no_show, MarkNoShow(actor=COORDINATOR, note="did not arrive")
+        missed = await act(
+            handle,
+            ReferralWorkflow.mark_no_show,
+            MarkNoShow(actor=COORDINATOR, note="did not arrive"),
         )
         assert missed.stage == "awaiting_scheduling"
         assert missed.counters["reschedules"] == 1
@@ -208,7 +220,8 @@ async def test_no_show_goes_back_to_scheduling(time_skipping, client, engine, ta
         assert missed.due_at > visit + timedelta(days=10)
 
         again = (await time_skipping.get_current_time()) + timedelta(days=3)
-        rescheduled = await handle.execute_update(
+        rescheduled = await act(
+            handle,
             ReferralWorkflow.mark_scheduled,
             MarkScheduled(actor=COORDINATOR, appointment="Appointment/a4", appointment_at=again),
         )
@@ -251,8 +264,8 @@ async def test_actions_that_do_not_fit_are_rejected_without_trace(
         ]
 
         # A supervisor may hand the case to someone else.
-        reassigned = await handle.execute_update(
-            ReferralWorkflow.assign, Assign(actor=SUPERVISOR, owner="omar")
+        reassigned = await act(
+            handle, ReferralWorkflow.assign, Assign(actor=SUPERVISOR, owner="omar")
         )
         assert reassigned.owner == OTHER_COORDINATOR.user_id
         assert reassigned.timeline[-2].actor == "sam"
@@ -264,8 +277,10 @@ async def test_cancel_closes_the_case(time_skipping, client, engine, task_queue)
         await rejected(
             handle, ReferralWorkflow.cancel, Cancel.model_construct(actor=COORDINATOR, reason="")
         )
-        cancelled = await handle.execute_update(
-            ReferralWorkflow.cancel, Cancel(actor=COORDINATOR, reason="Patient moved out of area")
+        cancelled = await act(
+            handle,
+            ReferralWorkflow.cancel,
+            Cancel(actor=COORDINATOR, reason="Patient moved out of area"),
         )
         assert cancelled.stage == "cancelled" and cancelled.closed
         assert cancelled.task.status == "cancelled"
@@ -277,12 +292,14 @@ async def test_outreach_until_unreachable_or_declined(time_skipping, client, eng
         handle = await open_referral(client, task_queue)
         await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
         for outcome in [OutreachOutcome.NO_ANSWER, OutreachOutcome.LEFT_MESSAGE]:
-            detail = await handle.execute_update(
+            detail = await act(
+                handle,
                 ReferralWorkflow.record_outreach,
                 RecordOutreach(actor=COORDINATOR, channel=Channel.PHONE, outcome=outcome),
             )
             assert detail.stage == "awaiting_scheduling"
-        last = await handle.execute_update(
+        last = await act(
+            handle,
             ReferralWorkflow.record_outreach,
             RecordOutreach(
                 actor=COORDINATOR, channel=Channel.SMS, outcome=OutreachOutcome.NO_ANSWER
@@ -294,7 +311,8 @@ async def test_outreach_until_unreachable_or_declined(time_skipping, client, eng
 
         declined = await open_referral(client, task_queue)
         await declined.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
-        detail = await declined.execute_update(
+        detail = await act(
+            declined,
             ReferralWorkflow.record_outreach,
             RecordOutreach(
                 actor=COORDINATOR, channel=Channel.PHONE, outcome=OutreachOutcome.DECLINED

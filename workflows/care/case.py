@@ -6,11 +6,13 @@ validators pass) and drive time from `run` with `milestone` and `wait_until`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.staff import StaffActivities
@@ -19,9 +21,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.care.ladder import Escalate, Step
     from workflows.care.models import (
         SYSTEM,
+        ActionAck,
         Actor,
         CaseDetail,
         CaseOutcome,
+        CaseSnapshot,
         EventKind,
         Evidence,
         OrderSummary,
@@ -35,6 +39,16 @@ with workflow.unsafe.imports_passed_through():
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
 )
+# Cases started before this record a reminder or escalation only once its notice is delivered,
+# retrying for as long as the staff inbox is down; since, the event is recorded at once and the
+# notice delivered beside it, for at most NOTICE_WITHIN.
+NOTICES_BESIDE_PATCH = "notices-beside-the-case"
+NOTICE_WITHIN = timedelta(hours=1)
+# Cases started before this never continue as new; since, they do when their history grows.
+CONTINUE_PATCH = "continue-as-new"
+HISTORY_EVENTS = 1_000  # the kit's own bound, far under Temporal's 51,200: a replay stays quick
+HISTORY_BYTES = 2 * 1024 * 1024  # and Temporal's 50 MB
+TIMELINE_KEPT = 50  # events the workflow itself keeps; the ledger keeps them all
 
 
 class Case:
@@ -56,7 +70,10 @@ class Case:
         deadline: Callable[[Case], datetime | None],
         pathway: str,
         pathway_version: str,
+        snapshot: CaseSnapshot | None = None,
+        history_events: int = HISTORY_EVENTS,
     ) -> None:
+        """A new case, opened now; or, with `snapshot`, the case going on in a new run."""
         self.case_id = case_id
         self.case_type = case_type
         self.stage = stage
@@ -68,6 +85,14 @@ class Case:
         self.task_states = dict(task_states)
         self.closed_stages = frozenset(closed_stages)
         self.deadline = deadline
+        self.notices_beside = workflow.patched(NOTICES_BESIDE_PATCH)
+        self.continues = workflow.patched(CONTINUE_PATCH)
+        self.deliveries: set[asyncio.Task[None]] = set()
+        self.history_events = history_events
+        self.continuing = False
+        if snapshot is not None:
+            self._resume(snapshot, pathway, pathway_version)
+            return
         self.owner: str | None = None
         self.due_at: datetime | None = None
         self.stalled = False
@@ -75,6 +100,9 @@ class Case:
         self.references: dict[str, str] = {}
         self.moments: dict[str, datetime] = {}
         self.timeline: list[TimelineEvent] = []
+        self.seq = 0
+        self.climbed: list[str] = []
+        self.run_number = 1
         self.trail = AuditTrail(case_id=case_id, pathway=pathway, version=pathway_version)
         self.opened_at = workflow.now()
         self.record(
@@ -85,6 +113,46 @@ class Case:
         )
         self.due_at = deadline(self)
         self._publish()
+
+    def _resume(self, snapshot: CaseSnapshot, pathway: str, version: str) -> None:
+        self.stage = snapshot.stage
+        self.owner = snapshot.owner
+        self.stalled = snapshot.stalled
+        self.opened_at = snapshot.opened_at
+        self.counters = dict(snapshot.counters)
+        self.references = dict(snapshot.references)
+        self.moments = dict(snapshot.moments)
+        self.timeline = list(snapshot.timeline)
+        self.seq = snapshot.seq
+        self.climbed = list(snapshot.climbed)
+        self.run_number = snapshot.run + 1
+        self.trail = AuditTrail(
+            case_id=self.case_id,
+            pathway=pathway,
+            version=version,
+            last_hash=snapshot.last_hash,
+            hash_scheme=snapshot.hash_scheme,
+        )
+        self.due_at = self.deadline(self)  # recomputed from the snapshot, never carried
+        self._publish()
+
+    def snapshot(self) -> CaseSnapshot:
+        """The case as its next run starts from (see `continue_as_new`)."""
+        return CaseSnapshot(
+            stage=self.stage,
+            owner=self.owner,
+            stalled=self.stalled,
+            opened_at=self.opened_at,
+            counters=dict(self.counters),
+            references=dict(self.references),
+            moments=dict(self.moments),
+            timeline=list(self.timeline),
+            seq=self.seq,
+            last_hash=self.trail.last_hash,
+            hash_scheme=self.trail.hash_scheme,
+            climbed=list(self.climbed),
+            run=self.run_number,
+        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -112,6 +180,20 @@ class Case:
             moments=dict(self.moments),
             timeline=list(self.timeline),
             ledger_pending=self.trail.pending,
+            events=self.seq,
+            ledger_error=self.trail.failure,
+            notices_pending=len(self.deliveries),
+            run=self.run_number,
+        )
+
+    def ack(self) -> ActionAck:
+        """An action's answer: where the case stands, in a few fields (see `ActionAck`)."""
+        return ActionAck(
+            case_id=self.case_id,
+            stage=self.stage,
+            closed=self.closed,
+            owner=self.owner,
+            events=self.seq,
         )
 
     def outcome(self) -> CaseOutcome:
@@ -159,8 +241,9 @@ class Case:
         evidence: Iterable[Evidence] = (),
     ) -> None:
         """Add an event to the timeline and, hash-chained, to the audit ledger."""
+        self.seq += 1
         event = TimelineEvent(
-            seq=len(self.timeline) + 1,
+            seq=self.seq,
             at=workflow.now(),
             kind=kind,
             actor=actor.user_id,
@@ -172,6 +255,7 @@ class Case:
             evidence=list(evidence),
         )
         self.timeline.append(event)
+        del self.timeline[:-TIMELINE_KEPT]
         self.trail.add(
             event,
             case_type=self.case_type,
@@ -199,6 +283,7 @@ class Case:
         before, self.stage = self.stage, stage
         self.due_at = self.deadline(self)
         self.stalled = False
+        self.climbed = []
         self.record(
             kind,
             actor,
@@ -225,10 +310,66 @@ class Case:
         """Start writing the audit trail; call first thing in the workflow's run."""
         self.trail.start()
 
-    async def settle(self) -> None:
-        """Before the workflow completes: every action answered, every event in the ledger."""
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self.trail.settled()
+    async def settle(self, *, ready: Callable[[], bool] = lambda: True) -> None:
+        """Before the workflow completes or continues as new: every action answered, every notice
+        delivered or given up on, every event in the ledger, and `ready` (the pathway's own)."""
+        await self.wait(
+            lambda: (
+                workflow.all_handlers_finished()
+                and not self.deliveries
+                and self.trail.idle
+                and ready()
+            ),
+            settling=True,
+        )
+
+    async def wait(
+        self,
+        done: Callable[[], bool],
+        *,
+        within: timedelta | None = None,
+        settling: bool = False,
+    ) -> bool:
+        """Wait until `done`, or for at most `within`; False if it did not come. Every wait of the case's run goes
+        through here: it ends early, with False, when the history is due to continue as new
+        (`continuing`), and fails the workflow task when the ledger has refused an entry."""
+
+        def woken() -> bool:
+            return (
+                done() or self.trail.failure is not None or (not settling and self._history_full())
+            )
+
+        try:
+            await workflow.wait_condition(woken, timeout=within)
+        except TimeoutError:
+            return False
+        finally:
+            self.trail.check()
+        return done()
+
+    def _history_full(self) -> bool:
+        if not self.continues or self.closed:
+            return False
+        if not self.continuing:
+            info = workflow.info()
+            self.continuing = (
+                info.is_continue_as_new_suggested()
+                or info.get_current_history_length() >= self.history_events
+                or info.get_current_history_size() >= HISTORY_BYTES
+            )
+        return self.continuing
+
+    async def continue_as_new(
+        self,
+        next_input: Callable[[CaseSnapshot], object],
+        *,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """End this run and go on in a new one from a snapshot of the case: same id, same owner,
+        deadlines recomputed from the snapshot, the ledger's numbering and chain unbroken.
+        `next_input` turns the snapshot into the workflow's input once `ready` holds."""
+        await self.settle(ready=ready)
+        workflow.continue_as_new(next_input(self.snapshot()))
 
     # -- time --------------------------------------------------------------------------------
 
@@ -236,35 +377,60 @@ class Case:
         """Hold the current stage until it changes, reminding and escalating towards its deadline.
 
         Steps whose time has already passed when the milestone starts are skipped, except an
-        escalation, which is what a late start most needs.
+        escalation, which is what a late start most needs; a step already taken in this visit of
+        the stage (before the case continued as new) is not taken again. Returns early when the
+        case is due to continue as new.
         """
         stage, due = self.stage, self.due_at
         if due is None:
-            await workflow.wait_condition(lambda: self.stage != stage)
+            await self.wait(lambda: self.stage != stage)
             return
         start = workflow.now()
         steps = sorted(
             ((step.at(due, self.calendar), step) for step in ladder), key=lambda pair: pair[0]
         )
         for at, step in steps:
-            if at <= start and not isinstance(step, Escalate):
+            taken = f"{step.kind.value}@{at.isoformat()}"
+            if taken in self.climbed or (at <= start and not isinstance(step, Escalate)):
                 continue
             if not await self.wait_until(at, stage):
                 return
+            self.climbed.append(taken)
             await self._climb(step)
-        await workflow.wait_condition(lambda: self.stage != stage)
+        await self.wait(lambda: self.stage != stage)
 
     async def wait_until(self, moment: datetime, stage: str) -> bool:
-        """Wait for `moment` while the case stays in `stage`; False if the stage changed first."""
+        """Wait for `moment` while the case stays in `stage`; False if the stage changed first
+        (or the case is due to continue as new)."""
         delay = (moment - workflow.now()).total_seconds()
         if delay > 0:
-            try:
-                await workflow.wait_condition(
-                    lambda: self.stage != stage, timeout=timedelta(seconds=delay)
-                )
-            except TimeoutError:
-                pass
-        return self.stage == stage
+            await self.wait(lambda: self.stage != stage, within=timedelta(seconds=delay))
+        return self.stage == stage and not self.continuing
+
+    def notify(self, notice: StaffNotice) -> None:
+        """Deliver a notice to the staff inbox beside the case: the case goes on meanwhile, and a
+        notice the inbox cannot take within NOTICE_WITHIN goes on the timeline as undelivered."""
+        job = asyncio.create_task(self._deliver(notice))
+        self.deliveries.add(job)
+        job.add_done_callback(self.deliveries.discard)
+
+    async def _deliver(self, notice: StaffNotice) -> None:
+        try:
+            await workflow.execute_activity_method(
+                StaffActivities.notify,
+                notice,
+                schedule_to_close_timeout=NOTICE_WITHIN,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=NOTIFY_RETRY,
+            )
+        except ActivityError:
+            self.count("undelivered_notices")
+            self.record(
+                EventKind.EXCEPTION_RAISED,
+                SYSTEM,
+                f"The {notice.kind.value} notice could not be delivered to the staff inbox",
+                details={"notice": notice.kind.value},
+            )
 
     async def _climb(self, step: Step) -> None:
         if isinstance(step, Escalate):
@@ -290,18 +456,18 @@ class Case:
                 due_at=self.due_at,
             )
             summary = f"Reminded {self.owner or 'the ' + self.team + ' team'}: due soon"
+        details = {"due_at": self.due_at.isoformat() if self.due_at else ""}
+        if self.notices_beside:
+            self.record(step.kind, SYSTEM, summary, details=details)
+            self.notify(notice)
+            return
         await workflow.execute_activity_method(
             StaffActivities.notify,
             notice,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=NOTIFY_RETRY,
         )
-        self.record(
-            step.kind,
-            SYSTEM,
-            summary,
-            details={"due_at": self.due_at.isoformat() if self.due_at else ""},
-        )
+        self.record(step.kind, SYSTEM, summary, details=details)
 
     # -- visibility ------------------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.fhir.evidence import EvidenceActivities
@@ -34,15 +35,18 @@ with workflow.unsafe.imports_passed_through():
     from activities.fhir.task import TaskActivities
     from activities.staff import StaffActivities
     from workflows.care.case import NOTIFY_RETRY, Case
-    from workflows.care.models import SYSTEM, Actor, EventKind, Role, StaffNotice
+    from workflows.care.models import SYSTEM, Actor, CaseSnapshot, EventKind, Role, StaffNotice
 
-# No attempt limit: the EHR being down is waited out, however long, and nothing is lost.
+# No attempt limit: the EHR being down is waited out and nothing is lost. A care-team claim waits
+# for its evidence at most VERIFY_WITHIN, though: it holds the case's claim lock meanwhile, and a
+# long outage must not refuse every other claim; past it the claim goes back to its owner.
 EHR_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2,
     maximum_interval=timedelta(minutes=2),
 )
 EHR_TIMEOUT = timedelta(seconds=60)
+VERIFY_WITHIN = timedelta(hours=1)
 ANSWER_WITHIN = timedelta(seconds=5)  # how long an action waits for the EHR before answering
 CHECKS: dict[type, Callable[..., Any]] = {
     AppointmentCheck: EvidenceActivities.appointment_booked,
@@ -66,6 +70,26 @@ class EhrLink:
     def busy(self) -> bool:
         """A claim is still waiting on the EHR."""
         return bool(self.claims)
+
+    @property
+    def quiet(self) -> bool:
+        """No claim or EHR event is being worked on."""
+        return not self.claims and not self.lock.locked()
+
+    def carry(self, snapshot: CaseSnapshot) -> CaseSnapshot:
+        """The link's part of a snapshot: whether the Task shows the case, and events not yet
+        acted on (taken once the link is `quiet`)."""
+        return snapshot.model_copy(
+            update={
+                "mirrored": self.mirrored == self._task_state(),
+                "ehr_events": [event.model_dump(mode="json") for event in self.events],
+            }
+        )
+
+    def resume(self, snapshot: CaseSnapshot) -> None:
+        if snapshot.mirrored:
+            self.mirrored = self._task_state()
+        self.events = [EhrEvent.model_validate(event) for event in snapshot.ehr_events]
 
     def start(self, on_event: Callable[[EhrEvent], Awaitable[None]]) -> None:
         """Mirror the case as a Task and act on EHR events; call once from the workflow's run."""
@@ -117,6 +141,7 @@ class EhrLink:
         handle = workflow.start_activity_method(
             CHECKS[type(check)],
             check,
+            schedule_to_close_timeout=VERIFY_WITHIN,
             start_to_close_timeout=EHR_TIMEOUT,
             retry_policy=EHR_RETRY,
         )
@@ -124,13 +149,15 @@ class EhrLink:
             await workflow.wait_condition(handle.done, timeout=ANSWER_WITHIN)
         except TimeoutError:
             self._waiting_on_ehr(f"verify {_claimed(check)}")
+        gave_up = False
         try:
             verdict = await handle
         except ActivityError as err:
-            # Refused by the EHR (a 4xx): retrying cannot help; the owner sees the EHR's words.
+            # Refused by the EHR (a 4xx), or silent past VERIFY_WITHIN: the owner sees why.
+            gave_up = err.retry_state == RetryState.TIMEOUT
             verdict = Verdict(verified=False, reason=_refusal(err))
         finally:
-            self._ehr_answered()
+            self._ehr_answered(gave_up=gave_up)
         if verdict.verified:
             self.case.record(
                 EventKind.VERIFIED,
@@ -178,6 +205,9 @@ class EhrLink:
             user_id=case.owner,
             message=f"Case {case.case_id}: {claim} was not verified in the EHR; see the case",
         )
+        if case.notices_beside:
+            case.notify(notice)
+            return
         await workflow.execute_activity_method(
             StaffActivities.notify,
             notice,
@@ -186,9 +216,13 @@ class EhrLink:
         )
 
     async def settled(self) -> None:
-        """Before the workflow completes: the Task in the EHR shows the final stage."""
+        """Before the workflow completes: no claim still asking the EHR (a case cancelled while
+        one was verified waits for it, bounded by VERIFY_WITHIN), and the Task in the EHR shows
+        the final stage."""
         if self.enabled:
-            await workflow.wait_condition(lambda: self.mirrored == self._task_state())
+            await self.case.wait(
+                lambda: self.quiet and self.mirrored == self._task_state(), settling=True
+            )
 
     # -- background ---------------------------------------------------------------------------
 
@@ -255,16 +289,23 @@ class EhrLink:
                 f"Waiting on the EHR to {what}; retrying until it answers",
             )
 
-    def _ehr_answered(self) -> None:
+    def _ehr_answered(self, *, gave_up: bool = False) -> None:
         if self.waiting:
             self.waiting = False
             self.case.moments.pop("waiting_on_ehr_since", None)
-            self.case.record(EventKind.EXCEPTION_CLEARED, SYSTEM, "The EHR answered again")
+            said = "Stopped waiting on the EHR" if gave_up else "The EHR answered again"
+            self.case.record(EventKind.EXCEPTION_CLEARED, SYSTEM, said)
 
 
 def _refusal(err: ActivityError) -> str:
     cause = err.cause
-    return cause.message if isinstance(cause, ApplicationError) else "the EHR call failed"
+    if err.retry_state == RetryState.TIMEOUT or isinstance(cause, ActivityTimeout):
+        hours = VERIFY_WITHIN.total_seconds() / 3600
+        last = f" (last: {cause.message})" if isinstance(cause, ApplicationError) else ""
+        return f"the EHR did not answer for {hours:g} hour{last}; claim it again once it is back"
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return "the EHR call failed"
 
 
 def _claimed(check: Check) -> str:

@@ -90,10 +90,22 @@ class LedgerEntry(BaseModel):
     case_closed: bool = False
     prev_hash: str
     hash: str = ""
+    # 1: the hash covers every field, the summary's wording included (entries written before
+    # 2026-11-25); 2: it covers the structured event only, so rewording a summary or bumping the
+    # pathway's version never changes a hash that a replaying case recomputes.
+    hash_scheme: int = 1
 
     def content(self) -> dict:
-        """What the hash covers: everything but the hash itself."""
-        return self.model_dump(mode="json", exclude={"hash"})
+        """What the hash covers."""
+        if self.hash_scheme == 1:
+            return self.model_dump(mode="json", exclude={"hash", "hash_scheme"})
+        return self.model_dump(mode="json", exclude=PRESENTATION)
+
+
+# What a scheme-2 hash leaves out: the hash itself, and words that describe the event rather than
+# being it (the summary is rendered from the structured fields; the version names the code).
+PRESENTATION = {"hash", "summary", "pathway_version"}
+HASH_SCHEME = 2  # what new cases write
 
 
 class LedgerBatch(BaseModel):
@@ -138,6 +150,45 @@ class CaseDetail(BaseModel):
     timeline: list[TimelineEvent] = Field(default_factory=list)
     created: bool = False  # true only in the answer to the request that opened the case
     ledger_pending: int = 0  # timeline events the audit ledger has yet to store
+    # Every event the case has recorded; `timeline` holds the newest of them (the ledger has all).
+    events: int = 0
+    ledger_error: str | None = None  # the ledger refused an entry: the case holds until fixed
+    notices_pending: int = 0  # staff notices still being delivered beside the case
+    run: int = 1  # the workflow run this is; a long-lived case continues as new now and then
+
+
+class ActionAck(BaseModel):
+    """What an action answers with, and what its update leaves in the case's history: small and
+    of fixed size, however long the case lives (the whole case is read by query)."""
+
+    case_id: str
+    stage: str
+    closed: bool = False
+    owner: str | None = None
+    events: int = 0  # the case's newest event seq once the action was taken
+    created: bool = False  # the opening request only: true when it opened the case
+
+
+class CaseSnapshot(BaseModel):
+    """A case as it continues as new: everything its next run needs to go on where it was."""
+
+    stage: str
+    owner: str | None = None
+    stalled: bool = False
+    opened_at: datetime
+    counters: dict[str, int] = Field(default_factory=dict)
+    references: dict[str, str] = Field(default_factory=dict)
+    moments: dict[str, datetime] = Field(default_factory=dict)
+    timeline: list[TimelineEvent] = Field(default_factory=list)  # the newest events only
+    seq: int  # the last event's number: the next one goes on from here
+    last_hash: str  # the ledger chain's head
+    hash_scheme: int = 1
+    climbed: list[str] = Field(default_factory=list)  # ladder steps taken in this stage's visit
+    opened_by_request: bool = False
+    run: int = 1
+    # The EHR link: the Task as last mirrored, and EHR events not yet acted on.
+    mirrored: bool = False
+    ehr_events: list[dict] = Field(default_factory=list)
 
 
 class CaseOutcome(BaseModel):

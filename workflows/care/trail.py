@@ -8,6 +8,11 @@ update. So entries a care-team action records are written just after its reply, 
 the action answers as fast as the workflow accepts it, and its entries follow a few milliseconds
 later (the case's detail counts them as `ledger_pending` meanwhile). Opening a case is the
 exception: its entries are written at once, in the one workflow task that opens it.
+
+When the ledger refuses an entry (one already stored under the same number with another hash),
+retrying cannot help: the case says so in its detail, a metric counts it, and the case's next
+wait fails its workflow task (`LedgerBroken`), which Temporal retries until the cause is fixed.
+Nothing is skipped and the case never completes with a gap in its proof.
 """
 
 from __future__ import annotations
@@ -17,32 +22,52 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.ledger.append import LedgerActivities
     from workflows.care.chain import GENESIS, link
-    from workflows.care.models import LedgerBatch, LedgerEntry, TimelineEvent
+    from workflows.care.models import HASH_SCHEME, LedgerBatch, LedgerEntry, TimelineEvent
 
 # Cases started before the ledger existed replay without it.
 LEDGER_PATCH = "audit-ledger"
 # Cases started before replies went first write every entry before the reply.
 REPLY_FIRST_PATCH = "ledger-after-reply"
+# Cases started before hashes covered the structured event hash the summary's wording too.
+STRUCTURED_HASH_PATCH = "ledger-structured-hash"
 OPENING_UPDATE = "open_case"  # the kit's name for the update that opens a case
 REPLY_FIRST_DELAY = timedelta(milliseconds=1)  # a timer, only to end the workflow task first
 LEDGER_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
+LEDGER_FAILURES = "followthrough_ledger_failures"
+
+
+class LedgerBroken(Exception):
+    """Fails the workflow task (not the case): Temporal retries it until the ledger is fixed."""
 
 
 class AuditTrail:
-    def __init__(self, *, case_id: str, pathway: str, version: str) -> None:
+    def __init__(
+        self,
+        *,
+        case_id: str,
+        pathway: str,
+        version: str,
+        last_hash: str = GENESIS,
+        hash_scheme: int | None = None,
+    ) -> None:
         self.case_id = case_id
         self.pathway = pathway
         self.version = version
-        self.last_hash = GENESIS
+        self.last_hash = last_hash
+        if hash_scheme is None:
+            hash_scheme = HASH_SCHEME if workflow.patched(STRUCTURED_HASH_PATCH) else 1
+        self.hash_scheme = hash_scheme
         self.unsent: list[LedgerEntry] = []
         self.writing = False
         self.after_reply = False
+        self.failure: str | None = None
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -80,6 +105,7 @@ class AuditTrail:
             pathway_version=self.version,
             case_closed=case_closed,
             prev_hash=self.last_hash,
+            hash_scheme=self.hash_scheme,
         )
         entry.hash = link(entry.prev_hash, entry.content())
         self.last_hash = entry.hash
@@ -93,9 +119,15 @@ class AuditTrail:
         if self.task is None:
             self.task = asyncio.create_task(self._keep())
 
-    async def settled(self) -> None:
-        """Wait until every entry so far is in the ledger."""
-        await workflow.wait_condition(lambda: not self.unsent and not self.writing)
+    @property
+    def idle(self) -> bool:
+        """Every entry so far is in the ledger."""
+        return not self.unsent and not self.writing
+
+    def check(self) -> None:
+        """Raise `LedgerBroken` once the ledger has refused an entry."""
+        if self.failure is not None:
+            raise LedgerBroken(self.failure)
 
     async def _keep(self) -> None:
         while True:
@@ -108,11 +140,23 @@ class AuditTrail:
                 await workflow.sleep(REPLY_FIRST_DELAY)
             self.after_reply = False
             batch = list(self.unsent)
-            await workflow.execute_local_activity_method(
-                LedgerActivities.append,
-                LedgerBatch(entries=batch),
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=LEDGER_RETRY,
-            )
+            try:
+                await workflow.execute_local_activity_method(
+                    LedgerActivities.append,
+                    LedgerBatch(entries=batch),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=LEDGER_RETRY,
+                )
+            except (ActivityError, ApplicationError) as err:
+                # Only a refusal gets here (anything else is retried): stop writing, loudly. A
+                # local activity's failure may arrive as itself or wrapped in an ActivityError.
+                cause = err.cause if isinstance(err, ActivityError) else err
+                reason = cause.message if isinstance(cause, ApplicationError) else str(err)
+                self.failure = f"The audit ledger refused this case's entries: {reason}"[:500]
+                workflow.metric_meter().create_counter(
+                    LEDGER_FAILURES, "Ledger entries a case could not store"
+                ).add(1, {"case_type": batch[0].case_type})
+                workflow.logger.error("Ledger refused the case's entries: %s", reason)
+                return
             del self.unsent[: len(batch)]
             self.writing = False

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from workflows.care.calendar import BusinessCalendar
-from workflows.care.models import Actor, OrderSummary, TaskState
+from workflows.care.models import Actor, CaseSnapshot, OrderSummary, TaskState
 
 
 class Stage(StrEnum):
@@ -79,6 +79,8 @@ class ReferralPolicy(BaseModel):
     report_within: int = 10  # after the appointment
     remind_before: int = 1
     max_unreached_attempts: int = 3
+    # A case continues as new past this many history events (or when Temporal suggests it).
+    history_events: int = 1_000
 
 
 class ReferralInput(BaseModel):
@@ -92,6 +94,8 @@ class ReferralInput(BaseModel):
     # Verify claims in the EHR and mirror the case there as a Task. Cases opened before the EHR
     # link existed decode as False and run as they always did.
     ehr: bool = False
+    # Set when the case continues as new: where the previous run left it.
+    snapshot: CaseSnapshot | None = None
 
 
 class Channel(StrEnum):

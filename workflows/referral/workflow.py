@@ -18,9 +18,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.care.ladder import Step, escalate, remind
     from workflows.care.models import (
         SYSTEM,
+        ActionAck,
         Actor,
         CaseDetail,
         CaseOutcome,
+        CaseSnapshot,
         EventKind,
         Role,
     )
@@ -71,9 +73,13 @@ class ReferralWorkflow:
             deadline=self.deadline,
             pathway="referral",
             pathway_version=PATHWAY_VERSION,
+            snapshot=order.snapshot,
+            history_events=order.policy.history_events,
         )
-        self.opened_by_request = False
+        self.opened_by_request = bool(order.snapshot and order.snapshot.opened_by_request)
         self.ehr = EhrLink(self.case, enabled=order.ehr)
+        if order.snapshot:
+            self.ehr.resume(order.snapshot)
         self.claims = Claims(self.case, self.ehr)
 
     @workflow.run
@@ -81,7 +87,7 @@ class ReferralWorkflow:
         case = self.case
         case.keep_trail()
         self.ehr.start(on_event=self.claims.ehr_event)
-        while not case.closed:
+        while not case.closed and not case.continuing:
             if case.stage == Stage.SCHEDULED:
                 if await case.wait_until(case.moments["appointment_at"], Stage.SCHEDULED):
                     case.move_to(
@@ -91,9 +97,16 @@ class ReferralWorkflow:
                     )
             else:
                 await case.milestone(self.ladder(case.stage))
+        if not case.closed:
+            await case.continue_as_new(self.next_run, ready=lambda: self.ehr.quiet)
         await self.ehr.settled()
         await case.settle()
         return case.outcome()
+
+    def next_run(self, snapshot: CaseSnapshot) -> ReferralInput:
+        snapshot = self.ehr.carry(snapshot)
+        snapshot.opened_by_request = self.opened_by_request
+        return self.input.model_copy(update={"snapshot": snapshot})
 
     def ladder(self, stage: Stage) -> list[Step]:
         """Before a deadline the owner is reminded; when it passes, the team's supervisor is told.
@@ -122,21 +135,21 @@ class ReferralWorkflow:
     # -- care-team actions --------------------------------------------------------------------
 
     @workflow.update
-    def open_case(self, request: OpenCase) -> CaseDetail:
-        detail = self.case.detail()
-        detail.created = not self.opened_by_request
+    def open_case(self, request: OpenCase) -> ActionAck:
+        ack = self.case.ack()
+        ack.created = not self.opened_by_request
         self.opened_by_request = True
-        return detail
+        return ack
 
     @workflow.update
-    def assign(self, action: Assign) -> CaseDetail:
+    def assign(self, action: Assign) -> ActionAck:
         owner = action.owner or action.actor.user_id
         self.case.assign(owner, action.actor)
         if self.case.stage == Stage.UNASSIGNED:
             self.case.move_to(
                 Stage.AWAITING_SCHEDULING, action.actor, "Owner in place; schedule the appointment"
             )
-        return self.case.detail()
+        return self.case.ack()
 
     @assign.validator
     def _check_assign(self, action: Assign) -> None:
@@ -147,9 +160,9 @@ class ReferralWorkflow:
             raise errors.not_allowed(f"Case is already owned by {self.case.owner}")
 
     @workflow.update
-    async def mark_scheduled(self, action: MarkScheduled) -> CaseDetail:
+    async def mark_scheduled(self, action: MarkScheduled) -> ActionAck:
         await self.ehr.claim(self.claims.schedule(action))
-        return self.case.detail()
+        return self.case.ack()
 
     @mark_scheduled.validator
     def _check_scheduled(self, action: MarkScheduled) -> None:
@@ -161,7 +174,7 @@ class ReferralWorkflow:
             raise errors.invalid("The appointment time is in the past")
 
     @workflow.update
-    def record_outreach(self, action: RecordOutreach) -> CaseDetail:
+    def record_outreach(self, action: RecordOutreach) -> ActionAck:
         case = self.case
         case.count("outreach_attempts")
         case.record(
@@ -185,16 +198,16 @@ class ReferralWorkflow:
                 )
         else:
             case.counters["unreached_attempts"] = 0
-        return case.detail()
+        return case.ack()
 
     @record_outreach.validator
     def _check_outreach(self, action: RecordOutreach) -> None:
         self._check(action.actor, "record outreach", Stage.AWAITING_SCHEDULING, Stage.SCHEDULED)
 
     @workflow.update
-    async def mark_completed(self, action: MarkCompleted) -> CaseDetail:
+    async def mark_completed(self, action: MarkCompleted) -> ActionAck:
         await self.ehr.claim(self.claims.complete(action))
-        return self.case.detail()
+        return self.case.ack()
 
     @mark_completed.validator
     def _check_completed(self, action: MarkCompleted) -> None:
@@ -202,9 +215,9 @@ class ReferralWorkflow:
         self._check_ehr_idle()
 
     @workflow.update
-    async def record_documents(self, action: RecordDocuments) -> CaseDetail:
+    async def record_documents(self, action: RecordDocuments) -> ActionAck:
         await self.ehr.claim(self.claims.documents(action))
-        return self.case.detail()
+        return self.case.ack()
 
     @record_documents.validator
     def _check_documents(self, action: RecordDocuments) -> None:
@@ -212,7 +225,7 @@ class ReferralWorkflow:
         self._check_ehr_idle()
 
     @workflow.update
-    def mark_no_show(self, action: MarkNoShow) -> CaseDetail:
+    def mark_no_show(self, action: MarkNoShow) -> ActionAck:
         case = self.case
         loops = case.count("reschedules")
         missed = case.references.pop("appointment", "")
@@ -225,14 +238,14 @@ class ReferralWorkflow:
             kind=EventKind.NO_SHOW,
             details={"appointment": missed, "note": action.note},
         )
-        return case.detail()
+        return case.ack()
 
     @mark_no_show.validator
     def _check_no_show(self, action: MarkNoShow) -> None:
         self._check(action.actor, "record a no-show", Stage.SCHEDULED, Stage.AWAITING_RESULT)
 
     @workflow.update
-    def cancel(self, action: Cancel) -> CaseDetail:
+    def cancel(self, action: Cancel) -> ActionAck:
         self.case.move_to(
             Stage.CANCELLED,
             action.actor,
@@ -240,16 +253,16 @@ class ReferralWorkflow:
             kind=EventKind.CANCELLED,
             details={"reason": action.reason},
         )
-        return self.case.detail()
+        return self.case.ack()
 
     @cancel.validator
     def _check_cancel(self, action: Cancel) -> None:
         self._check(action.actor, "cancel")
 
     @workflow.update
-    def add_note(self, action: AddNote) -> CaseDetail:
+    def add_note(self, action: AddNote) -> ActionAck:
         self.case.record(EventKind.NOTE, action.actor, "Note added", details={"text": action.text})
-        return self.case.detail()
+        return self.case.ack()
 
     @add_note.validator
     def _check_note(self, action: AddNote) -> None:
