@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from workers import dev, ehr_sandbox
-from workers.client import data_converter, register_search_attributes
+from workers.client import register_search_attributes
 from workers.database import make_engine
-from workers.settings import get_settings
 
 BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
 
@@ -29,7 +29,10 @@ def _binary(name: str) -> str:
 @pytest.fixture(scope="session")
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=data_converter(get_settings()),
+        # Plain payloads: scenario tests replay the env's histories with the plain converter.
+        # Encryption is tested end to end (every worker and API process encrypts) and in
+        # tests/workers/test_codec.py, whose clients on this env encrypt.
+        data_converter=pydantic_data_converter,
         test_server_existing_path=_binary("temporal-test-server"),
     )
     await register_search_attributes(env.client)
