@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from contextlib import asynccontextmanager, suppress
-from datetime import date
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
@@ -17,6 +18,7 @@ from workflows.referral.models import Priority, ReferralInput
 from workflows.referral.workflow import ReferralWorkflow
 
 TEAM = "cardiology"
+NEW_YORK = ZoneInfo("America/New_York")  # the clinic's time zone in these tests
 COORDINATOR = Actor(user_id="cora", role=Role.COORDINATOR, team=TEAM)
 OTHER_COORDINATOR = Actor(user_id="omar", role=Role.COORDINATOR, team=TEAM)
 SUPERVISOR = Actor(user_id="sam", role=Role.SUPERVISOR, team=TEAM)
@@ -95,3 +97,20 @@ async def act(handle: WorkflowHandle, update, action) -> CaseDetail:
     the case is then read by query."""
     await handle.execute_update(update, action)
     return await handle.query(ReferralWorkflow.detail)
+
+
+def weekdays_after(start: date, count: int, holidays: tuple[date, ...] = ()) -> date:
+    """The `count`-th Monday-to-Friday day after `start`, holidays skipped: counted by hand, so a
+    test's expected deadline does not come from the calendar it checks."""
+    day = start
+    while count:
+        day += timedelta(days=1)
+        if day.weekday() < 5 and day not in holidays:
+            count -= 1
+    return day
+
+
+def close_of_business(opened: datetime, days: int, holidays: tuple[date, ...] = ()) -> datetime:
+    """17:00 in New York, `days` weekdays after the local day `opened` falls on."""
+    local = opened.astimezone(NEW_YORK).date()
+    return datetime.combine(weekdays_after(local, days, holidays), time(17), NEW_YORK)

@@ -3,8 +3,7 @@ queue entry, deadline, owner, ladder and ledger chain go on unbroken across the 
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -18,21 +17,17 @@ from workflows.care import search
 from workflows.referral.models import AddNote, Assign, Channel, OutreachOutcome, RecordOutreach
 from workflows.referral.workflow import ReferralWorkflow
 
-from .referral_kit import COORDINATOR, act, ledger_written, open_referral, running
+from .referral_kit import (
+    COORDINATOR,
+    act,
+    close_of_business,
+    ledger_written,
+    open_referral,
+    running,
+)
 
-NEW_YORK = ZoneInfo("America/New_York")
 EVENTS_PER_RUN = 1_200  # the kit continues as new past 1,000, once its handlers have finished
 BYTES_PER_RUN = 1024 * 1024
-
-
-def weekdays_after(start: date, count: int) -> date:
-    """`count` Monday-to-Friday days after `start`, counted by hand (no holidays configured)."""
-    day = start
-    while count:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            count -= 1
-    return day
 
 
 async def test_six_months_and_300_actions_stay_bounded_and_unbroken(
@@ -73,8 +68,7 @@ async def test_six_months_and_300_actions_stay_bounded_and_unbroken(
     # The same case: owner, stage, deadline (10 business days from opening, 17:00 in New York),
     # and the queue entry the search attributes make.
     assert (detail.stage, detail.owner) == ("awaiting_scheduling", "cora")
-    opened_day = opened.opened_at.astimezone(NEW_YORK).date()
-    due = datetime.combine(weekdays_after(opened_day, 10), time(17), NEW_YORK)
+    due = close_of_business(opened.opened_at, 10)
     assert detail.due_at == due and detail.opened_at == opened.opened_at
     attrs = described.typed_search_attributes
     assert attrs.get(search.STAGE) == "awaiting_scheduling" and attrs.get(search.OWNER) == "cora"

@@ -32,13 +32,16 @@ from workflows.referral.workflow import ReferralWorkflow
 from .referral_kit import (
     AUDITOR,
     COORDINATOR,
+    NEW_YORK,
     OTHER_COORDINATOR,
     OUTSIDER,
     SUPERVISOR,
     act,
+    close_of_business,
     open_referral,
     referral_input,
     running,
+    weekdays_after,
 )
 
 
@@ -95,9 +98,7 @@ async def test_nobody_schedules_for_ten_business_days(time_skipping, client, eng
         opened = claimed.opened_at
         assert claimed.stalled is False
         # Ten business days after the order, at close of business in the clinic's time zone.
-        calendar = referral_input().calendar
-        assert calendar.local_date(due) == calendar.business_day(calendar.local_date(opened), 10)
-        assert (due.hour, due.minute) == (17, 0)
+        assert due == close_of_business(opened, 10)
 
         await time_skipping.sleep(due - await time_skipping.get_current_time() - timedelta(hours=1))
         before = await handle.query(ReferralWorkflow.detail)
@@ -182,19 +183,17 @@ async def test_holiday_inside_the_window_moves_the_deadline(
     async with running(client, engine, task_queue):
         plain = await open_referral(client, task_queue)
         opened = (await plain.query(ReferralWorkflow.detail)).opened_at
-        calendar = referral_input().calendar
-        holiday = calendar.business_day(calendar.local_date(opened), 4)
+        # A holiday on the fourth weekday of the window pushes the deadline one weekday on.
+        holiday = weekdays_after(opened.astimezone(NEW_YORK).date(), 4)
         with_holiday = await open_referral(client, task_queue, referral_input(holidays=[holiday]))
 
         due_plain = (await act(plain, ReferralWorkflow.assign, Assign(actor=COORDINATOR))).due_at
         due_holiday = (
             await act(with_holiday, ReferralWorkflow.assign, Assign(actor=COORDINATOR))
         ).due_at
-        assert due_holiday > due_plain
-        assert calendar.business_days_between(due_plain, due_holiday) == 1
-        assert calendar.local_date(due_holiday) == calendar.business_day(
-            calendar.local_date(opened), 11
-        )
+        assert due_plain == close_of_business(opened, 10)
+        assert due_holiday == close_of_business(opened, 11)
+        assert due_holiday == close_of_business(opened, 10, holidays=(holiday,))
 
 
 async def test_no_show_goes_back_to_scheduling(time_skipping, client, engine, task_queue):
