@@ -8,7 +8,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.middleware import RequestContext
-from api.routes import audit, cases, fhir, health, metrics, notifications, referrals, triggers
+from api.routes import (
+    audit,
+    cases,
+    codec,
+    fhir,
+    health,
+    metrics,
+    notifications,
+    patients,
+    referrals,
+    triggers,
+)
 from api.web import mount as mount_web
 from workers import logs
 from workers.client import connect
@@ -36,7 +47,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "until care actually happens.",
     )
 
-    for module in (health, referrals, cases, notifications, audit, metrics, triggers, fhir):
+    for module in (
+        health,
+        referrals,
+        cases,
+        notifications,
+        audit,
+        metrics,
+        triggers,
+        fhir,
+        codec,
+        patients,
+    ):
         app.include_router(module.router)
     mount_web(app)  # the care-team web UI under /, over the same service layer
     app.add_middleware(RequestContext)  # outermost: its request id covers everything inside

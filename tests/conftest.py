@@ -33,6 +33,9 @@ def _binary(name: str) -> str:
 @pytest.fixture(scope="module")
 async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
+        # Plain payloads: scenario tests replay the env's histories with the plain converter.
+        # Encryption is tested end to end (every worker and API process encrypts) and in
+        # tests/workers/test_codec.py, whose clients on this env encrypt.
         data_converter=pydantic_data_converter,
         test_server_existing_path=_binary("temporal-test-server"),
     )

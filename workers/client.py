@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -11,27 +12,50 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import RPCError, RPCStatusCode
 
+from workers.codec import EncryptionCodec
+from workers.settings import Settings, get_settings
 from workflows.care import search
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 
 
+def data_converter(settings: Settings) -> DataConverter:
+    """Pydantic models as JSON, every payload encrypted under the settings' keyring, and failure
+    messages and stack traces moved into (encrypted) payloads too: what a case carries never
+    reaches Temporal's database in plain text."""
+    keyring = settings.keyring  # refuses the development key, or no encryption, in production
+    if not settings.payload_encryption:
+        return pydantic_data_converter
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=EncryptionCodec(keyring),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
+    )
+
+
 async def connect(
-    address: str | None = None, namespace: str | None = None, runtime: Runtime | None = None
+    address: str | None = None,
+    namespace: str | None = None,
+    runtime: Runtime | None = None,
+    converter: DataConverter | None = None,
 ) -> Client:
     """Connect using Temporal's standard settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
-    TEMPORAL_API_KEY, TEMPORAL_TLS_*), so the same code reaches a dev server, a cluster or Cloud."""
+    TEMPORAL_API_KEY, TEMPORAL_TLS_*), so the same code reaches a dev server, a cluster or Cloud.
+    Payloads are encrypted with the keyring from the settings unless `converter` says otherwise."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS))
     if address:
         config["target_host"] = address
     if namespace:
         config["namespace"] = namespace
-    return await Client.connect(**config, data_converter=pydantic_data_converter, runtime=runtime)
+    return await Client.connect(
+        **config, data_converter=converter or data_converter(get_settings()), runtime=runtime
+    )
 
 
 def prometheus_runtime(bind_address: str) -> Runtime:

@@ -67,9 +67,26 @@ ORG_REF = {"reference": "Organization/demo-org"}
 
 def demo_records(now: datetime) -> list[dict]:
     """The synthetic EHR behind the demo: people, places, and what already happened there."""
+    made_up = [
+        ("Alma", "Ashby", "1948-02-11", "en", "English"),
+        ("Bruno", "Brook", "1961-07-30", "es", "Spanish"),
+        ("Cleo", "Calder", "1975-12-02", "en", "English"),
+        ("Dario", "Dunmore", "1953-05-19", "pt", "Portuguese"),
+        ("Edith", "Ellery", "1939-09-23", "en", "English"),
+        ("Farah", "Fenwick", "1982-04-06", "ar", "Arabic"),
+    ]
     people = [
-        {"resourceType": "Patient", "id": f"demo-p{n}", "name": [{"family": family}]}
-        for n, family in enumerate(["Ashby", "Brook", "Calder", "Dunmore", "Ellery", "Fenwick"], 1)
+        {
+            "resourceType": "Patient",
+            "id": f"demo-p{n}",
+            "name": [{"use": "official", "given": [given], "family": family}],
+            "birthDate": born,
+            "telecom": [{"system": "phone", "value": f"+1 555 010 {n:04d}", "use": "mobile"}],
+            "communication": [
+                {"language": {"coding": [{"code": code, "display": language}]}, "preferred": True}
+            ],
+        }
+        for n, (given, family, born, code, language) in enumerate(made_up, 1)
     ]
     places = [
         {"resourceType": "Location", "id": lid, "name": name, "managingOrganization": ORG_REF}

@@ -42,9 +42,14 @@ def temporal_binary() -> str:
 
 
 def start_temporal(
-    db_file: Path | None, port: int, ui_port: int | None, log: Path | None = None
+    db_file: Path | None,
+    port: int,
+    ui_port: int | None,
+    log: Path | None = None,
+    codec_endpoint: str | None = None,
 ) -> subprocess.Popen:
-    """A Temporal dev server on loopback; `db_file` None keeps it in memory."""
+    """A Temporal dev server on loopback; `db_file` None keeps it in memory. Its Web UI shows
+    payloads decrypted through `codec_endpoint` (the API's codec server), to those it admits."""
     command = [
         temporal_binary(),
         "server",
@@ -58,6 +63,8 @@ def start_temporal(
     ]
     if ui_port:
         command += ["--ui-ip", "127.0.0.1", "--ui-port", str(ui_port)]
+        if codec_endpoint:
+            command += ["--ui-codec-endpoint", codec_endpoint]
     else:
         command += ["--headless"]
     if db_file:
@@ -143,6 +150,7 @@ def run_dev(settings: Settings, *, seed: bool = True) -> int:
         "PYTHONPYCACHEPREFIX": str(data / "pycache"),
         "WORKER_METRICS_ADDRESS": worker_metrics,
     }
+    base = f"http://{settings.api_host}:{settings.api_port}"
     processes: list[subprocess.Popen] = []
     # Stopped by SIGTERM as by Ctrl-C: either way every child process is stopped with us.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -150,7 +158,11 @@ def run_dev(settings: Settings, *, seed: bool = True) -> int:
     try:
         processes.append(
             start_temporal(
-                data / "temporal.db", port, settings.temporal_ui_port, data / "temporal.log"
+                data / "temporal.db",
+                port,
+                settings.temporal_ui_port,
+                data / "temporal.log",
+                codec_endpoint=f"{base}/codec",
             )
         )
         ehr = start_ehr_sandbox(settings.ehr_sandbox_port, data / "ehr", data / "ehr.log")
@@ -160,7 +172,6 @@ def run_dev(settings: Settings, *, seed: bool = True) -> int:
         processes.append(start_worker(env, data / "worker.log"))
         api = start_api(env, settings.api_port, data / "api.log")
         processes.append(api)
-        base = f"http://{settings.api_host}:{settings.api_port}"
         wait_for_http(f"{base}/healthz", api)
         marker = data / "demo-seeded"
         if seed and not marker.exists():
@@ -175,7 +186,7 @@ Followthrough is running (Ctrl-C stops everything):
   API              {base}
   API docs         {base}/docs
   Temporal         {address}
-  Temporal Web UI  http://127.0.0.1:{settings.temporal_ui_port}
+  Temporal Web UI  http://127.0.0.1:{settings.temporal_ui_port} (payloads decrypted by {base}/codec for auditors and admins)
   EHR sandbox      {ehr_url} (FHIR R4, writes logged in {data}/ehr)
   Metrics          {base}/metrics (care) and http://{worker_metrics}/metrics (worker)
   Logs             {data}/*.log

@@ -11,6 +11,7 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activities.ledger.anchor import DEVELOPMENT_KEY as DEV_ANCHOR_KEY
+from workers.codec import Keyring
 from workflows.care.calendar import BusinessCalendar
 from workflows.referral.models import ReferralPolicy
 from workflows.triggers.models import DEFAULT_RULES, TriggerRule
@@ -19,6 +20,9 @@ DEV_SECRET = "followthrough-development-secret-change-me"
 DEV_NOTIFICATION_TOKEN = "followthrough-development-notification-token"
 DEV_METRICS_SCRAPE_TOKEN = "followthrough-development-metrics-scrape-token"
 DEV_CSRF_SECRET = "followthrough-development-csrf-key-change-me"
+# Development only: production refuses it (see Settings.keyring).
+DEV_PAYLOAD_KEY_ID = "dev-1"
+DEV_PAYLOAD_KEY = "ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcmVhbC1waGk="
 
 
 class Settings(BaseSettings):
@@ -112,6 +116,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # --- PHI: payload encryption, the codec server, the patient panel ---
+    # Temporal payloads are encrypted (AES-256-GCM) under PAYLOAD_KEY_ID; every key in
+    # PAYLOAD_KEYS (id -> base64 of 32 bytes) still decrypts, so keys rotate under running cases.
+    payload_keys: dict[str, str] = {DEV_PAYLOAD_KEY_ID: DEV_PAYLOAD_KEY}
+    payload_key_id: str = DEV_PAYLOAD_KEY_ID
+    payload_encryption: bool = True  # off only to show what it protects; production refuses
+    # The Temporal Web UI allowed to call the codec server (CORS); empty: the dev server's UI.
+    temporal_ui_origin: str = ""
+    # The patient's identity, read from the EHR when a page shows it; queue names kept briefly.
+    patient_timeout_seconds: float = 3
+    patient_cache_seconds: int = 120
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> Settings:
         if self.environment != "production":
@@ -128,6 +144,23 @@ class Settings(BaseSettings):
         if self.csrf_secret == self.jwt_secret:
             raise ValueError("CSRF_SECRET must differ from JWT_SECRET")
         return self
+
+    @property
+    def keyring(self) -> Keyring:
+        """The payload keys. Checked when a process connects to Temporal rather than when the
+        settings load, so tools that never touch payloads run without them."""
+        if self.environment == "production" and (
+            not self.payload_encryption or DEV_PAYLOAD_KEY in self.payload_keys.values()
+        ):
+            raise ValueError(
+                "Production encrypts Temporal payloads with keys of your own: set PAYLOAD_KEYS "
+                "and PAYLOAD_KEY_ID, without the development key, and leave PAYLOAD_ENCRYPTION on"
+            )
+        return Keyring.from_base64(self.payload_keys, self.payload_key_id)
+
+    @property
+    def codec_origin(self) -> str:
+        return self.temporal_ui_origin or f"http://127.0.0.1:{self.temporal_ui_port}"
 
     @property
     def calendar(self) -> BusinessCalendar:

@@ -2,8 +2,9 @@
 
 Every failure becomes an `ApplicationError` whose `type` says what retrying can do about it:
 timeouts, connection errors, 429 and 5xx are retryable (`Retry-After` sets the next delay); other
-4xx are not, and carry the server's OperationOutcome text, capped, for the case timeline. That text
-may describe the patient, so it is never logged.
+4xx are not, and carry the server's OperationOutcome codes and a capped, scrubbed diagnostic for
+the case timeline (see outcome.py): the server's own text may describe the patient, so it never
+leaves this module, and nothing of it is logged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fhir.resources.R4B.resource import Resource
 from pydantic import ValidationError
 from temporalio.exceptions import ApplicationError
 
+from activities.fhir import outcome
 from activities.fhir.auth import Auth, NoAuth, make_auth
 from activities.fhir.failures import (
     INVALID_RESOURCE,
@@ -41,19 +43,6 @@ MAX_RETRY_AFTER = timedelta(minutes=30)
 
 def cap(text: str, limit: int = MAX_MESSAGE) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def outcome_text(body: Any) -> str:
-    """The human-readable part of an OperationOutcome (details.text, else diagnostics)."""
-    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
-        return ""
-    texts = []
-    for issue in body.get("issue") or []:
-        text = (issue.get("details") or {}).get("text") or issue.get("diagnostics") or ""
-        where = ", ".join(issue.get("expression") or [])
-        if text:
-            texts.append(f"{text} ({where})" if where else text)
-    return "; ".join(texts)
 
 
 def retry_after(response: httpx.Response) -> timedelta | None:
@@ -157,14 +146,36 @@ class FhirClient:
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """The matches page by page, following the bundle's next links for as long as there are
         any (on the same server only), so a caller can take or heartbeat as each page arrives."""
-        bundle = await self._request("GET", resource_type, resource_type, params=params)
-        while True:
+        async for bundle in self._bundles(resource_type, params):
             yield [
                 entry["resource"]
                 for entry in bundle.get("entry") or []
                 if entry.get("resource", {}).get("resourceType") == resource_type
                 and (entry.get("search") or {}).get("mode", "match") == "match"
             ]
+
+    async def search_including(
+        self, resource_type: str, params: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every match and every resource the search included (`_include`), across pages."""
+        matches: list[dict[str, Any]] = []
+        included: list[dict[str, Any]] = []
+        async for bundle in self._bundles(resource_type, params):
+            for entry in bundle.get("entry") or []:
+                resource = entry.get("resource") or {}
+                mode = (entry.get("search") or {}).get("mode")
+                if resource.get("resourceType") == resource_type and mode in (None, "match"):
+                    matches.append(resource)
+                elif resource.get("resourceType"):
+                    included.append(resource)
+        return matches, included
+
+    async def _bundles(
+        self, resource_type: str, params: dict[str, str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        bundle = await self._request("GET", resource_type, resource_type, params=params)
+        while True:
+            yield bundle
             following = next(
                 (link["url"] for link in bundle.get("link") or [] if link["relation"] == "next"),
                 None,
@@ -245,7 +256,7 @@ class FhirClient:
         if status == 429 or status >= 500:
             return self._unavailable(method, resource_type, f"HTTP {status}", retry_after(response))
         try:
-            text = outcome_text(response.json())
+            text = outcome.summary(response.json())
         except ValueError:
             text = ""
         kind = {404: NOT_FOUND, 410: NOT_FOUND, 412: VERSION_CONFLICT}.get(status, REJECTED)

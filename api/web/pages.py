@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from activities.ledger.anchor import Anchor
-from api import audit, cases
+from api import audit, cases, patients
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.web import forms, queue, session
 from api.web.render import STAGE_LABELS, page
@@ -42,7 +42,8 @@ async def _queue_context(
 ) -> dict:
     view = queue.QueueView.for_actor(actor, **dict(request.query_params))
     items = await queue.fetch(client, actor, view, settings)
-    return {"view": view, "items": items, "stages": STAGE_LABELS}
+    labels = await queue.patient_labels(request, actor, items)
+    return {"view": view, "items": items, "stages": STAGE_LABELS, "labels": labels}
 
 
 @router.get("/queue")
@@ -68,9 +69,12 @@ async def queue_rows(
     return page(request, "_queue_results.html", context, actor=actor)
 
 
-def _case_context(case: CaseDetail, actor: Actor, **extra: object) -> dict:
+def _case_context(
+    case: CaseDetail, actor: Actor, patient: patients.PatientCard | None = None, **extra: object
+) -> dict:
     return {
         "case": case,
+        "patient": patient,
         "forms": forms.offered(case, actor),
         "errors": {},
         "values": {},
@@ -96,13 +100,25 @@ async def case_page(
         return problem(request, actor, err)
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     audit.record_access(engine, actor, case_id, "detail", request_id)
+    patient = await _patient(request, engine, actor, case)
     chain = None
     if actor.role in (Role.AUDITOR, Role.ADMIN):
         anchor = Anchor(request.app.state.settings.ledger_anchor_key)
         chain = audit.check_case(engine, case_id, case, anchor)
         audit.record_access(engine, actor, case_id, "verify", request_id)
     case.timeline[:0] = audit.earlier_events(engine, case)
-    return page(request, "case.html", _case_context(case, actor, chain=chain), actor=actor)
+    return page(request, "case.html", _case_context(case, actor, patient, chain=chain), actor=actor)
+
+
+async def _patient(
+    request: Request, engine: EngineDep, actor: Actor, case: CaseDetail
+) -> patients.PatientCard:
+    """The patient, read from the EHR for this page (and logged as read), or unavailable."""
+    ehr = await patients.patient_ehr(request)
+    card = await patients.read_patient(ehr, actor, case.order.patient)
+    if card.available:
+        patients.record_reads(engine, actor, [case.case_id], "patient")
+    return card
 
 
 @router.post("/cases/{case_id}/actions/{key}", dependencies=[session.CsrfChecked])
@@ -113,6 +129,7 @@ async def case_action(
     client: TemporalDep,
     actor: session.PageUser,
     settings: SettingsDep,
+    engine: EngineDep,
 ) -> Response:
     """Send one action. On success the case is shown as it now is; on rejection the form comes
     back with the case's reason beside it and everything that was typed still in place."""
@@ -140,6 +157,7 @@ async def case_action(
             form=spec,
         )
         if not htmx:
+            context["patient"] = await _patient(request, engine, actor, case)
             return page(
                 request, "case.html", context, actor=actor, status_code=rejected.status_code
             )
@@ -152,5 +170,6 @@ async def case_action(
         return response
     if not htmx:
         return RedirectResponse(f"/cases/{case_id}", status.HTTP_303_SEE_OTHER)
-    context = _case_context(case, actor, flash=f"Recorded: {spec.title.lower()}")
+    patient = await _patient(request, engine, actor, case)
+    context = _case_context(case, actor, patient, flash=f"Recorded: {spec.title.lower()}")
     return page(request, "_case_body.html", context, actor=actor)

@@ -10,10 +10,10 @@ from datetime import UTC, date, datetime, time
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Request, status
 from temporalio.client import Client
 
-from api import cases
+from api import cases, patients
 from workers.settings import Settings
 from workflows.care.models import Actor, Role
 
@@ -101,3 +101,22 @@ async def fetch(
     page = await cases.work_queue(client, actor, view.filters(actor, settings), PAGE_SIZE, None)
     items = [i for i in page.items if not view.q or view.q in i.case_id.lower()]
     return sorted(items, key=by_urgency)
+
+
+async def patient_labels(
+    request: Request, actor: Actor, items: list[cases.QueueItem]
+) -> dict[str, patients.RowLabel]:
+    """The patient's name and the service ordered for the rows of the person's own team, read
+    from the EHR (briefly kept in memory); rows of other teams, and other roles, get none."""
+    if actor.role not in patients.QUEUE_ROLES:
+        return {}
+    orders = {
+        item.case_id: item.case_id.removeprefix(f"{item.case_type}-")
+        for item in items
+        if item.team == actor.team and item.case_type and not item.closed
+    }
+    if not orders:
+        return {}
+    labels = await patients.queue_labels(request)
+    ehr = await patients.patient_ehr(request)
+    return await labels.for_rows(ehr, request.app.state.engine, actor, orders)

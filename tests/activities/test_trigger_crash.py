@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, select
 from temporalio import workflow
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from activities import triggers
@@ -195,6 +194,6 @@ async def test_runs_recorded_before_the_patch_still_replay(time_skipping, engine
     history = await handle.fetch_history()
 
     replayer = Replayer(
-        workflows=[DecisionTriggersWorkflow], data_converter=pydantic_data_converter
+        workflows=[DecisionTriggersWorkflow], data_converter=time_skipping.client.data_converter
     )
     await replayer.replay_workflow(history)

@@ -52,6 +52,8 @@ def stack(temporal_address, tmp_path_factory) -> Iterator[Stack]:
         # These tests exercise the API with made-up orders; tests/ehr runs cases against the EHR.
         "EHR_VERIFICATION": "false",
         "EHR_DETECTION_MINUTES": "0",
+        # No EHR answers here: pages show the patient's details as unavailable.
+        "FHIR_BASE_URL": f"http://127.0.0.1:{dev.free_port()}/fhir/R4",
     }
     worker = dev.start_worker(env, home / "worker.log")
     api = dev.start_api(env, port, home / "api.log")

@@ -119,7 +119,7 @@ def test_no_secret_is_written_in_the_file():
     assert done.returncode != 0 and "in .env" in done.stderr
 
 
-def test_the_app_gets_the_environment_it_needs_in_production(services):
+def test_the_app_gets_the_environment_it_needs_in_production(services, monkeypatch):
     for name in APP:
         environment = services[name]["environment"]
         assert environment["ENVIRONMENT"] == "production"
@@ -129,10 +129,18 @@ def test_the_app_gets_the_environment_it_needs_in_production(services):
         assert environment["FHIR_BASE_URL"] == "http://ehr:8103/fhir/R4"
         assert environment["OIDC_ISSUER"].startswith("https://")
         assert environment["CSRF_SECRET"] != environment["JWT_SECRET"]
-        # The app's settings accept it: production refuses default or short secrets.
-        settings = Settings(_env_file=None, **{k.lower(): v for k, v in environment.items()})
+        # The app's settings accept it, read as the app reads it (from the environment):
+        # production refuses default or short secrets and the development payload key.
+        for key, value in environment.items():
+            monkeypatch.setenv(key, str(value))
+        settings = Settings(_env_file=None)
         assert settings.environment == "production"
+        assert settings.keyring is not None and settings.payload_key_id in settings.payload_keys
     assert services["worker"]["environment"]["WORKER_METRICS_ADDRESS"] == "0.0.0.0:9464"
+    # The Temporal UI shows encrypted payloads through the API's codec server.
+    ui = services["temporal-ui"]["environment"]
+    assert ui["TEMPORAL_CODEC_ENDPOINT"] == environment["PUBLIC_URL"] + "/codec"
+    assert environment["TEMPORAL_UI_ORIGIN"] == "http://localhost:8080"
     temporal = services["temporal"]["environment"]
     assert (temporal["DB"], temporal["POSTGRES_SEEDS"]) == ("postgres12", "postgres")
     assert temporal["POSTGRES_PWD"] == services["postgres"]["environment"]["POSTGRES_PASSWORD"]
