@@ -22,7 +22,7 @@ from tests.workflows.referral_kit import COORDINATOR, ledger_written, referral_i
 from workers.client import data_converter
 from workers.codec import KEY_ID, EncryptionCodec, Keyring, MissingKey
 from workers.settings import Settings
-from workers.worker import build_worker
+from workers.worker import WorkerTuning, build_worker
 from workflows.referral.models import AddNote, Cancel
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -36,6 +36,8 @@ HISTORIES = sorted(
     for path in (Path(__file__).parents[1] / "workflows" / "histories").glob("referral-*.json")
     if ".ledger" not in path.suffixes
 )
+
+NO_CACHE = WorkerTuning(max_cached_workflows=0)  # every task replays from history
 
 
 def settings(active: str, *key_ids: str) -> Settings:
@@ -104,6 +106,7 @@ def test_production_refuses_the_development_key_and_no_encryption():
         "environment": "production",
         "jwt_secret": "x" * 40,
         "ledger_anchor_key": "y" * 40,
+        "csrf_secret": "z" * 40,
     }
     with pytest.raises(ValueError, match="PAYLOAD_KEYS"):
         data_converter(Settings(**production))
@@ -141,7 +144,7 @@ async def test_a_case_started_under_the_old_key_finishes_under_the_new_one(clien
     task_queue = f"tq-{uuid.uuid4().hex[:12]}"
     # No cache: every workflow task replays the case from its history, so each worker reads every
     # payload the case holds (and none waits on the other's sticky queue).
-    async with build_worker(before, engine, task_queue=task_queue, max_cached_workflows=0):
+    async with build_worker(before, engine, task_queue=task_queue, tuning=NO_CACHE):
         handle = await before.start_workflow(
             ReferralWorkflow.run, order, id=order.case_id, task_queue=task_queue
         )
@@ -152,7 +155,7 @@ async def test_a_case_started_under_the_old_key_finishes_under_the_new_one(clien
 
     # The key rotates: the new one encrypts, the old one still decrypts what the case holds.
     after = _with_keys(client, NEW, OLD, NEW)
-    async with build_worker(after, engine, task_queue=task_queue, max_cached_workflows=0):
+    async with build_worker(after, engine, task_queue=task_queue, tuning=NO_CACHE):
         handle = after.get_workflow_handle_for(ReferralWorkflow.run, order.case_id)
         try:
             async with asyncio.timeout(30):  # a worker that cannot read the case never ends it
