@@ -237,18 +237,20 @@ def events_csv(events: list[AuditEvent]) -> str:
 
 
 def record_access(
-    engine: Engine, actor: Actor, case_id: str, view: str, request_id: str | None
+    engine: Engine, actor: Actor, case_id: str | list[str], view: str, request_id: str | None
 ) -> None:
+    """One access-log row per case read (`case_id` may list several read at once)."""
     with Session(engine) as session:
-        session.add(
-            AccessRow(
-                user_id=actor.user_id,
-                role=actor.role.value,
-                case_id=case_id,
-                view=view,
-                request_id=request_id,
+        for case in [case_id] if isinstance(case_id, str) else case_id:
+            session.add(
+                AccessRow(
+                    user_id=actor.user_id,
+                    role=actor.role.value,
+                    case_id=case,
+                    view=view,
+                    request_id=request_id,
+                )
             )
-        )
         session.commit()
 
 

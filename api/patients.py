@@ -19,12 +19,11 @@ import structlog
 from fastapi import Depends, Request
 from pydantic import BaseModel
 from sqlalchemy import Engine
-from sqlmodel import Session
 from temporalio.exceptions import ApplicationError
 
 from activities.fhir.auth import make_auth
 from activities.fhir.client import FhirClient
-from activities.ledger.tables import AccessRow
+from api import audit
 from workers.settings import Settings
 from workflows.care.models import Actor, Role
 
@@ -189,18 +188,7 @@ def record_reads(engine: Engine, actor: Actor, case_ids: list[str], view: str) -
     if not case_ids:
         return
     request_id = structlog.contextvars.get_contextvars().get("request_id")
-    with Session(engine) as session:
-        for case_id in case_ids:
-            session.add(
-                AccessRow(
-                    user_id=actor.user_id,
-                    role=actor.role.value,
-                    case_id=case_id,
-                    view=view,
-                    request_id=request_id,
-                )
-            )
-        session.commit()
+    audit.record_access(engine, actor, case_ids, view, request_id)
 
 
 def _state(request: Request) -> Any:
