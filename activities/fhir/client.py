@@ -106,11 +106,11 @@ class FhirClient:
     # -- interactions --------------------------------------------------------------------------
 
     async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
-        return await self._request("GET", f"{resource_type}/{resource_id}", resource_type)
+        return await self._json("GET", f"{resource_type}/{resource_id}", resource_type)
 
     async def create(self, resource: dict[str, Any]) -> dict[str, Any]:
         kind = resource["resourceType"]
-        return await self._request("POST", kind, kind, json=resource)
+        return await self._json("POST", kind, kind, json=resource)
 
     async def create_unless_exists(
         self, resource: dict[str, Any], if_none_exist: str
@@ -133,7 +133,7 @@ class FhirClient:
         """PUT the resource; with `if_match` (a versionId) only if nobody changed it since."""
         kind = resource["resourceType"]
         headers = {"If-Match": f'W/"{if_match}"'} if if_match else {}
-        return await self._request(
+        return await self._json(
             "PUT", f"{kind}/{resource['id']}", kind, json=resource, headers=headers
         )
 
@@ -173,7 +173,7 @@ class FhirClient:
     async def _bundles(
         self, resource_type: str, params: dict[str, str]
     ) -> AsyncIterator[dict[str, Any]]:
-        bundle = await self._request("GET", resource_type, resource_type, params=params)
+        bundle = await self._json("GET", resource_type, resource_type, params=params)
         while True:
             yield bundle
             following = next(
@@ -189,24 +189,12 @@ class FhirClient:
                     type=REJECTED,
                     non_retryable=True,
                 )
-            bundle = await self._request("GET", following, resource_type)
+            bundle = await self._json("GET", following, resource_type)
 
     # -- transport --------------------------------------------------------------------------------
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        resource_type: str,
-        *,
-        json: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        response = await self._send(
-            method, path, resource_type, json=json, params=params, headers=headers
-        )
-        return response.json()
+    async def _json(self, method: str, path: str, resource_type: str, **kwargs: Any) -> Any:
+        return (await self._send(method, path, resource_type, **kwargs)).json()
 
     async def _send(
         self,
