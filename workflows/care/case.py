@@ -11,14 +11,12 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.staff import StaffActivities
-    from workflows.care import errors, queues, search
+    from workflows.care import errors, search
     from workflows.care.calendar import BusinessCalendar
-    from workflows.care.ladder import Escalate, Step
+    from workflows.care.continuation import CONTINUE_PATCH, HISTORY_EVENTS, Continuation
+    from workflows.care.escalation import NOTICES_BESIDE_PATCH, Escalation
     from workflows.care.models import (
         SYSTEM,
         ActionAck,
@@ -30,29 +28,17 @@ with workflow.unsafe.imports_passed_through():
         Evidence,
         OrderSummary,
         Role,
-        StaffNotice,
         TaskState,
         TimelineEvent,
     )
     from workflows.care.trail import AuditTrail
 
-NOTIFY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5)
-)
-# Cases started before this record a reminder or escalation only once its notice is delivered,
-# retrying for as long as the staff inbox is down; since, the event is recorded at once and the
-# notice delivered beside it, for at most NOTICE_WITHIN.
-NOTICES_BESIDE_PATCH = "notices-beside-the-case"
-NOTICE_WITHIN = timedelta(hours=1)
-# Cases started before this never continue as new; since, they do when their history grows.
-CONTINUE_PATCH = "continue-as-new"
-HISTORY_EVENTS = 1_000  # the kit's own bound, far under Temporal's 51,200: a replay stays quick
-HISTORY_BYTES = 2 * 1024 * 1024  # and Temporal's 50 MB
 TIMELINE_KEPT = 50  # events the workflow itself keeps; the ledger keeps them all
 
 
-class Case:
-    """State and moves of one case. `task_states` maps every stage to its FHIR Task reading."""
+class Case(Escalation, Continuation):
+    """State and moves of one case. `task_states` maps every stage to its FHIR Task reading.
+    Its deadlines' ladder is in `escalation.py`, its going on in a new run in `continuation.py`."""
 
     def __init__(
         self,
@@ -113,46 +99,6 @@ class Case:
         )
         self.due_at = deadline(self)
         self._publish()
-
-    def _resume(self, snapshot: CaseSnapshot, pathway: str, version: str) -> None:
-        self.stage = snapshot.stage
-        self.owner = snapshot.owner
-        self.stalled = snapshot.stalled
-        self.opened_at = snapshot.opened_at
-        self.counters = dict(snapshot.counters)
-        self.references = dict(snapshot.references)
-        self.moments = dict(snapshot.moments)
-        self.timeline = list(snapshot.timeline)
-        self.seq = snapshot.seq
-        self.climbed = list(snapshot.climbed)
-        self.run_number = snapshot.run + 1
-        self.trail = AuditTrail(
-            case_id=self.case_id,
-            pathway=pathway,
-            version=version,
-            last_hash=snapshot.last_hash,
-            hash_scheme=snapshot.hash_scheme,
-        )
-        self.due_at = self.deadline(self)  # recomputed from the snapshot, never carried
-        self._publish()
-
-    def snapshot(self) -> CaseSnapshot:
-        """The case as its next run starts from (see `continue_as_new`)."""
-        return CaseSnapshot(
-            stage=self.stage,
-            owner=self.owner,
-            stalled=self.stalled,
-            opened_at=self.opened_at,
-            counters=dict(self.counters),
-            references=dict(self.references),
-            moments=dict(self.moments),
-            timeline=list(self.timeline),
-            seq=self.seq,
-            last_hash=self.trail.last_hash,
-            hash_scheme=self.trail.hash_scheme,
-            climbed=list(self.climbed),
-            run=self.run_number,
-        )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -346,130 +292,6 @@ class Case:
         finally:
             self.trail.check()
         return done()
-
-    def _history_full(self) -> bool:
-        if not self.continues or self.closed:
-            return False
-        if not self.continuing:
-            info = workflow.info()
-            self.continuing = (
-                info.is_continue_as_new_suggested()
-                or info.get_current_history_length() >= self.history_events
-                or info.get_current_history_size() >= HISTORY_BYTES
-            )
-        return self.continuing
-
-    async def continue_as_new(
-        self,
-        next_input: Callable[[CaseSnapshot], object],
-        *,
-        ready: Callable[[], bool] = lambda: True,
-    ) -> None:
-        """End this run and go on in a new one from a snapshot of the case: same id, same owner,
-        deadlines recomputed from the snapshot, the ledger's numbering and chain unbroken.
-        `next_input` turns the snapshot into the workflow's input once `ready` holds."""
-        await self.settle(ready=ready)
-        workflow.continue_as_new(next_input(self.snapshot()))
-
-    # -- time --------------------------------------------------------------------------------
-
-    async def milestone(self, ladder: Iterable[Step]) -> None:
-        """Hold the current stage until it changes, reminding and escalating towards its deadline.
-
-        Steps whose time has already passed when the milestone starts are skipped, except an
-        escalation, which is what a late start most needs; a step already taken in this visit of
-        the stage (before the case continued as new) is not taken again. Returns early when the
-        case is due to continue as new.
-        """
-        stage, due = self.stage, self.due_at
-        if due is None:
-            await self.wait(lambda: self.stage != stage)
-            return
-        start = workflow.now()
-        steps = sorted(
-            ((step.at(due, self.calendar), step) for step in ladder), key=lambda pair: pair[0]
-        )
-        for at, step in steps:
-            taken = f"{step.kind.value}@{at.isoformat()}"
-            if taken in self.climbed or (at <= start and not isinstance(step, Escalate)):
-                continue
-            if not await self.wait_until(at, stage):
-                return
-            self.climbed.append(taken)
-            await self._climb(step)
-        await self.wait(lambda: self.stage != stage)
-
-    async def wait_until(self, moment: datetime, stage: str) -> bool:
-        """Wait for `moment` while the case stays in `stage`; False if the stage changed first
-        (or the case is due to continue as new)."""
-        delay = (moment - workflow.now()).total_seconds()
-        if delay > 0:
-            await self.wait(lambda: self.stage != stage, within=timedelta(seconds=delay))
-        return self.stage == stage and not self.continuing
-
-    def notify(self, notice: StaffNotice) -> None:
-        """Deliver a notice to the staff inbox beside the case: the case goes on meanwhile, and a
-        notice the inbox cannot take within NOTICE_WITHIN goes on the timeline as undelivered."""
-        job = asyncio.create_task(self._deliver(notice))
-        self.deliveries.add(job)
-        job.add_done_callback(self.deliveries.discard)
-
-    async def _deliver(self, notice: StaffNotice) -> None:
-        try:
-            await workflow.execute_activity_method(
-                StaffActivities.notify,
-                notice,
-                task_queue=queues.messaging(),
-                schedule_to_close_timeout=NOTICE_WITHIN,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=NOTIFY_RETRY,
-            )
-        except ActivityError:
-            self.count("undelivered_notices")
-            self.record(
-                EventKind.EXCEPTION_RAISED,
-                SYSTEM,
-                f"The {notice.kind.value} notice could not be delivered to the staff inbox",
-                details={"notice": notice.kind.value},
-            )
-
-    async def _climb(self, step: Step) -> None:
-        if isinstance(step, Escalate):
-            self.stalled = True
-            self._publish()
-            notice = StaffNotice(
-                case_id=self.case_id,
-                kind=EventKind.ESCALATED,
-                team=self.team,
-                role=step.to,
-                message=f"Case {self.case_id} is past due while {self.stage}",
-                due_at=self.due_at,
-            )
-            summary = f"Escalated to the {self.team} {step.to.value}: past due while {self.stage}"
-        else:
-            notice = StaffNotice(
-                case_id=self.case_id,
-                kind=EventKind.REMINDED,
-                team=self.team,
-                role=Role.COORDINATOR,
-                user_id=self.owner,
-                message=f"Case {self.case_id} is due soon while {self.stage}",
-                due_at=self.due_at,
-            )
-            summary = f"Reminded {self.owner or 'the ' + self.team + ' team'}: due soon"
-        details = {"due_at": self.due_at.isoformat() if self.due_at else ""}
-        if self.notices_beside:
-            self.record(step.kind, SYSTEM, summary, details=details)
-            self.notify(notice)
-            return
-        await workflow.execute_activity_method(
-            StaffActivities.notify,
-            notice,
-            task_queue=queues.messaging(),
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=NOTIFY_RETRY,
-        )
-        self.record(step.kind, SYSTEM, summary, details=details)
 
     # -- visibility ------------------------------------------------------------------------------
 

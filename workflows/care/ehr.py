@@ -35,7 +35,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.fhir.task import TaskActivities
     from activities.staff import StaffActivities
     from workflows.care import queues
-    from workflows.care.case import NOTIFY_RETRY, Case
+    from workflows.care.case import Case
+    from workflows.care.escalation import NOTIFY_RETRY
     from workflows.care.models import SYSTEM, Actor, CaseSnapshot, EventKind, Role, StaffNotice
 
 # No attempt limit: the EHR being down is waited out and nothing is lost. A care-team claim waits
