@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.errors import problems
 from workflows.care import errors, search
 from workflows.care.models import SYSTEM, ActionAck, Actor, CaseDetail, Role
+from workflows.care.trail import LedgerBroken
 from workflows.referral import models as referral
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -93,7 +94,7 @@ async def query_case(client: Client, case_id: str) -> CaseDetail:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}") from None
         if err.status in UNANSWERED:
-            held = await _held_because(handle)
+            held = await _held_because(client, handle)
             if held:
                 raise HTTPException(
                     status.HTTP_503_SERVICE_UNAVAILABLE,
@@ -109,16 +110,22 @@ async def query_case(client: Client, case_id: str) -> CaseDetail:
         raise
 
 
-async def _held_because(handle: WorkflowHandle) -> str | None:
-    """Why the case's workflow task keeps failing (a ledger refusal, say), if it does."""
+async def _held_because(client: Client, handle: WorkflowHandle) -> str | None:
+    """Why the case's workflow task keeps failing, if it does. Only the care kit's own reason (a
+    ledger refusal: case id and entry number) is told; any other failure's words could carry
+    what they should not, and are left to the worker's log."""
     described = await handle.describe()
     if described.raw_description.pending_workflow_task.attempt < 2:
         return None
-    reason = None
+    failure = None
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-            reason = event.workflow_task_failed_event_attributes.failure.message
-    return (reason or "its workflow task keeps failing")[:500]
+            failure = event.workflow_task_failed_event_attributes.failure
+    if failure is None or failure.application_failure_info.type != LedgerBroken.__name__:
+        return "its workflow task keeps failing"
+    # The failure's words travel encrypted like every payload: decoded with the client's codec.
+    decoded = await client.data_converter.decode_failure(failure)
+    return str(decoded)[:500]
 
 
 def authorize_read(actor: Actor, case: CaseDetail) -> None:

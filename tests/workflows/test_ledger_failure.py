@@ -9,11 +9,12 @@ from fastapi import HTTPException
 from sqlmodel import Session, select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 
 from activities.ledger.tables import LedgerRow
 from api import cases
+from workers.client import data_converter
+from workers.settings import Settings
 from workers.worker import build_worker
 from workflows.care.trail import LEDGER_FAILURES
 from workflows.referral.models import AddNote, Assign
@@ -21,24 +22,30 @@ from workflows.referral.workflow import ReferralWorkflow
 
 from .referral_kit import COORDINATOR, act, ledger_written, open_referral
 
+# As deployed: the failure's words travel encrypted, and the API decodes them to say why.
+ENCRYPTING = data_converter(Settings(environment="test"))
 
-async def failed_tasks(handle) -> list:
+
+async def failed_tasks(handle) -> list[str]:
+    """The failed workflow tasks' reasons, decoded (in the history itself they are encrypted)."""
     history = await handle.fetch_history()
-    return [
-        event.workflow_task_failed_event_attributes.failure.message
+    failures = [
+        event.workflow_task_failed_event_attributes.failure
         for event in history.events
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED
     ]
+    assert all("ledger" not in failure.message for failure in failures)
+    return [str(await ENCRYPTING.decode_failure(failure)) for failure in failures]
 
 
 async def test_a_refused_entry_holds_the_case_loudly(temporal_address, engine, task_queue):
     buffer = MetricBuffer(100_000)
     worker_client = await Client.connect(
         temporal_address,
-        data_converter=pydantic_data_converter,
+        data_converter=ENCRYPTING,
         runtime=Runtime(telemetry=TelemetryConfig(metrics=buffer)),
     )
-    client = await Client.connect(temporal_address, data_converter=pydantic_data_converter)
+    client = await Client.connect(temporal_address, data_converter=ENCRYPTING)
     async with build_worker(worker_client, engine, task_queue=task_queue):
         handle = await open_referral(client, task_queue)
         await act(handle, ReferralWorkflow.assign, Assign(actor=COORDINATOR))
