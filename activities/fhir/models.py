@@ -6,11 +6,12 @@ of its canonical JSON (see activities/fhir/evidence.py).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
 from workflows.care.models import Evidence
+from workflows.prior_auth.rules import Prerequisite
 
 REFERENCE = r"^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$"
 
@@ -81,3 +82,27 @@ class EhrEvent(BaseModel):
     @property
     def resource_type(self) -> str:
         return self.resource.split("/", 1)[0]
+
+
+class PrerequisiteCheck(BaseModel):
+    """Is this prior-authorization prerequisite on file, fresh enough? `documents` are references
+    the care team attached; the EHR is searched for the patient's own records besides."""
+
+    order: str = Field(pattern=REFERENCE)
+    patient: str = Field(pattern=REFERENCE)
+    prerequisite: Prerequisite
+    service_date: date | None = None  # coverage must cover it; None: today
+    coverage: str | None = Field(default=None, pattern=REFERENCE)  # the order's Coverage, if named
+    documents: list[str] = Field(default_factory=list, max_length=50)
+
+
+class PrerequisiteFound(BaseModel):
+    """The freshest evidence that meets it, and until when it counts; or why nothing does."""
+
+    met: bool
+    reason: str = ""  # why not, in words the owner can act on, without the record's content
+    evidence: list[Evidence] = Field(default_factory=list)
+    observed_at: datetime | None = None  # the evidence's own date (note, result, therapy start)
+    expires_at: datetime | None = None  # when it stops counting (date + within_days, period end)
+    payer: str | None = None  # coverage only: the payer's Organization reference
+    coverage: str | None = None  # coverage only: the Coverage found
