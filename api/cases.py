@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,33 +13,21 @@ from pydantic import BaseModel, ValidationError
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
     Client,
-    WithStartWorkflowOperation,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.fhir.intake import open_case
 from api.errors import problems
+from workflows import pathways
 from workflows.care import errors, search
-from workflows.care.models import SYSTEM, ActionAck, Actor, CaseDetail, Role
+from workflows.care.models import ActionAck, Actor, CaseDetail, Role
+from workflows.care.pathway import Pathway
 from workflows.care.trail import LedgerBroken
-from workflows.referral import models as referral
-from workflows.referral.workflow import ReferralWorkflow
 
-# The care-team actions, by their URL name: the workflow update and the model of its input.
-ACTIONS: dict[str, tuple[str, type[referral.Action]]] = {
-    "assign": ("assign", referral.Assign),
-    "mark-scheduled": ("mark_scheduled", referral.MarkScheduled),
-    "record-outreach": ("record_outreach", referral.RecordOutreach),
-    "mark-completed": ("mark_completed", referral.MarkCompleted),
-    "record-documents": ("record_documents", referral.RecordDocuments),
-    "mark-no-show": ("mark_no_show", referral.MarkNoShow),
-    "cancel": ("cancel", referral.Cancel),
-    "add-note": ("add_note", referral.AddNote),
-}
 STATUS_FOR = {
     errors.ACTION_NOT_ALLOWED: status.HTTP_409_CONFLICT,
     errors.FORBIDDEN: status.HTTP_403_FORBIDDEN,
@@ -56,40 +43,26 @@ UNANSWERED = {
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_\-.:/@ ]{1,128}$")
 
 
-@dataclass
-class Opened:
-    case: CaseDetail
-    created: bool
-
-
-async def open_referral(client: Client, order: referral.ReferralInput, task_queue: str) -> Opened:
-    """Open the case for an order, or answer with the one already open for it."""
-    start = WithStartWorkflowOperation(
-        ReferralWorkflow.run,
-        order,
-        id=order.case_id,
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-    )
-    try:
-        ack = await client.execute_update_with_start_workflow(
-            ReferralWorkflow.open_case,
-            referral.OpenCase(actor=SYSTEM),
-            start_workflow_operation=start,
-        )
-    except WorkflowAlreadyStartedError:
-        # The order's case has already closed: it is answered, never reopened.
-        return Opened(await query_case(client, order.case_id), created=False)
-    case = await query_case(client, order.case_id)
-    case.created = ack.created
-    return Opened(case, created=ack.created)
+async def open_cases(
+    client: Client, opening: list[tuple[Pathway, BaseModel]], task_queue: str
+) -> list[CaseDetail]:
+    """Open each case (or find the one already open for the resource) and read it; `created` is
+    true only for the cases this request opened."""
+    found = []
+    for pathway, order in opening:
+        opened = await open_case(client, pathway, order, task_queue)
+        case = await query_case(client, opened.case_id)
+        case.created = opened.created
+        found.append(case)
+    return found
 
 
 async def query_case(client: Client, case_id: str) -> CaseDetail:
     handle = client.get_workflow_handle(case_id)
     try:
-        return await handle.query(ReferralWorkflow.detail, rpc_timeout=QUERY_WITHIN)
+        return await handle.query(
+            _pathway(case_id).detail_query, result_type=CaseDetail, rpc_timeout=QUERY_WITHIN
+        )
     except RPCError as err:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}") from None
@@ -145,15 +118,23 @@ async def act(
     client: Client, case_id: str, action: str, body: dict[str, Any], actor: Actor
 ) -> CaseDetail:
     """Send a care-team action; answers only once the workflow accepted or rejected it."""
-    if action not in ACTIONS:
+    pathway = _pathway(case_id)
+    spec = pathway.action(action)
+    if spec is None:
+        names = ", ".join(a.name for a in pathway.actions)
         raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"Unknown action {action!r}; actions: {', '.join(ACTIONS)}"
+            status.HTTP_404_NOT_FOUND,
+            f"{pathway.title} cases have no action {action!r}; actions: {names}",
         )
     if actor.role == Role.AUDITOR:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Auditors read cases; they do not act")
-    update, model = ACTIONS[action]
+    if actor.role not in spec.roles:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"The {actor.role.value} role may not {spec.title.lower()}"
+        )
+    update = spec.update
     try:
-        payload = model.model_validate({**body, "actor": actor})
+        payload = spec.model.model_validate({**body, "actor": actor})
     except ValidationError as err:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -174,6 +155,13 @@ async def act(
             raise await _not_running(client, case_id) from None
         raise
     return await query_case(client, case_id)
+
+
+def _pathway(case_id: str) -> Pathway:
+    pathway = pathways.for_case(case_id)
+    if pathway is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}")
+    return pathway
 
 
 async def _not_running(client: Client, case_id: str) -> HTTPException:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from temporalio.client import Client
 
-from api.cases import open_referral
-from api.orders import parse_service_request, referral_input
+from activities.fhir.intake import open_case
 from workers.demo import CARDIOLOGY, IMAGING, service_request
 from workers.settings import Settings
+from workflows.care.pathway import Linked
+from workflows.referral.intake import referral_input
+from workflows.referral.pathway import PATHWAY as REFERRAL
 
 
 def order(run: str, index: int) -> dict:
@@ -34,9 +36,10 @@ def case_id(run: str, index: int) -> str:
 
 async def open_direct(client: Client, settings: Settings, run: str, index: int) -> None:
     """Open a case as the API does, minus HTTP: the same input and the same update-with-start."""
-    opened = await open_referral(
+    opened = await open_case(
         client,
-        referral_input(parse_service_request(order(run, index)), settings),
+        REFERRAL,
+        referral_input(order(run, index), Linked(settings)),
         settings.temporal_task_queue,
     )
     if not opened.created:

@@ -8,6 +8,7 @@ signalled, never opened twice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,12 +23,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.fhir.client import FhirClient
 from activities.fhir.failures import NOT_FOUND
 from activities.fhir.models import EhrEvent
-from api.orders import InvalidOrder, parse_service_request, referral_input
 from workers.settings import Settings
-from workflows.care.models import SYSTEM
+from workflows import pathways
+from workflows.care.actions import OpenCase
+from workflows.care.models import SYSTEM, ActionAck
+from workflows.care.pathway import InvalidResource, Linked, Pathway
 from workflows.care.queues import workflow_queue
-from workflows.referral.models import OpenCase
-from workflows.referral.workflow import ReferralWorkflow
 
 log = structlog.get_logger(__name__)
 
@@ -64,6 +65,63 @@ class Detected(BaseModel):
     invalid: int = 0
 
 
+@dataclass
+class Opened:
+    case_id: str
+    created: bool  # false: the case was already open (or has closed), answered as it is
+    closed: bool = False  # the case for this resource has closed: answered, never reopened
+
+
+async def open_case(client: Client, pathway: Pathway, case: BaseModel, task_queue: str) -> Opened:
+    """Start the pathway's case for `case` (its input), or find the one already open: the case id
+    comes from the resource, so the same resource never opens two cases."""
+    case_id = case.case_id  # every pathway's input names its case
+    start = WithStartWorkflowOperation(
+        pathway.workflow.run,
+        case,
+        id=case_id,
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+    )
+    try:
+        ack = await client.execute_update_with_start_workflow(
+            pathway.open_update,
+            OpenCase(actor=SYSTEM),
+            start_workflow_operation=start,
+            result_type=ActionAck,
+        )
+    except WorkflowAlreadyStartedError:
+        return Opened(case_id, created=False, closed=True)
+    return Opened(case_id, created=ack.created)
+
+
+def intake(resource: dict[str, Any], linked: Linked) -> list[tuple[Pathway, BaseModel]]:
+    """Every case the resource opens, each pathway's input; InvalidResource when the resource
+    cannot open a case of a pathway it is for."""
+    opening = []
+    for pathway in pathways.opened_by(resource.get("resourceType", "")):
+        case = pathway.intake(resource, linked)
+        if case is not None:
+            opening.append((pathway, case))
+    return opening
+
+
+async def linked_resources(fhir: FhirClient, resource: dict[str, Any]) -> dict[str, dict]:
+    """What an order's intake may need beyond the order: the Coverage it names, when it names
+    one. An unreadable Coverage is left out (the case checks coverage itself)."""
+    found = {}
+    for ref in resource.get("insurance") or []:
+        name = ref.get("reference") or ""
+        if name.startswith("Coverage/"):
+            try:
+                found[name] = await fhir.read(*name.split("/", 1))
+            except ApplicationError as err:
+                if err.type != NOT_FOUND:
+                    raise
+    return found
+
+
 class OrderIntake:
     def __init__(
         self, fhir: FhirClient, temporal: Client, settings: Settings, task_queue: str | None = None
@@ -80,23 +138,28 @@ class OrderIntake:
         if kind == "ServiceRequest":
             if resource.get("status") == "active":
                 return await self._open(resource)
-            return await self._signal(name, [f"referral-{rid}"], event)
+            return await self._signal(name, _cases_of_order(rid), event)
         if kind in ORDER_LINKS:
             orders = [
                 ref["reference"].split("/", 1)[1]
                 for ref in ORDER_LINKS[kind](resource) or []
                 if (ref.get("reference") or "").startswith("ServiceRequest/")
             ]
-            return await self._signal(name, [f"referral-{order}" for order in orders], event)
+            return await self._signal(
+                name, [case for order in orders for case in _cases_of_order(order)], event
+            )
         return Taken(resource=name, outcome="ignored")
 
     async def _open(self, resource: dict[str, Any]) -> Taken:
         name = f"ServiceRequest/{resource['id']}"
         try:
-            order = referral_input(parse_service_request(resource), self.settings)
-        except InvalidOrder as err:
+            linked = Linked(self.settings, await linked_resources(self.fhir, resource))
+            opening = intake(resource, linked)
+        except InvalidResource as err:
             return Taken(resource=name, outcome="invalid", problem=str(err)[:300])
-        patient = order.order.patient
+        if not opening:
+            return Taken(resource=name, outcome="ignored")
+        patient = opening[0][1].order.patient
         try:
             await self.fhir.read(*patient.split("/", 1))
         except ApplicationError as err:
@@ -104,39 +167,41 @@ class OrderIntake:
                 raise
             problem = f"{patient} named by {name} does not exist in the EHR"
             return Taken(resource=name, outcome="invalid", problem=problem)
-        order = order.model_copy(update={"ehr": True})
-        start = WithStartWorkflowOperation(
-            ReferralWorkflow.run,
-            order,
-            id=order.case_id,
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-        try:
-            case = await self.temporal.execute_update_with_start_workflow(
-                ReferralWorkflow.open_case, OpenCase(actor=SYSTEM), start_workflow_operation=start
-            )
-        except WorkflowAlreadyStartedError:
-            return Taken(resource=name, outcome="ignored", case_ids=[order.case_id])  # closed
-        if case.created:
-            log.info("case_opened_from_ehr", case_id=order.case_id)
-            return Taken(resource=name, outcome="opened", case_ids=[order.case_id])
-        event = EhrEvent(resource=name, status="active")
-        return await self._signal(name, [order.case_id], event)
+        opened, signalled = [], []
+        for pathway, case in opening:
+            case = case.model_copy(update={"ehr": True})
+            result = await open_case(self.temporal, pathway, case, self.task_queue)
+            if result.created:
+                log.info("case_opened_from_ehr", case_id=result.case_id)
+                opened.append(result.case_id)
+            elif not result.closed:
+                signalled.append(result.case_id)
+        if signalled:
+            await self._signal(name, signalled, EhrEvent(resource=name, status="active"))
+        if opened:
+            return Taken(resource=name, outcome="opened", case_ids=opened + signalled)
+        if signalled:
+            return Taken(resource=name, outcome="signalled", case_ids=signalled)
+        return Taken(resource=name, outcome="ignored", case_ids=[c.case_id for _, c in opening])
 
     async def _signal(self, name: str, case_ids: list[str], event: EhrEvent) -> Taken:
         reached = []
         for case_id in case_ids:
+            pathway = pathways.for_case(case_id)
+            if pathway is None or pathway.ehr_signal is None:
+                continue
             try:
-                await self.temporal.get_workflow_handle(case_id).signal(
-                    ReferralWorkflow.ehr_changed, event
-                )
+                await self.temporal.get_workflow_handle(case_id).signal(pathway.ehr_signal, event)
                 reached.append(case_id)
             except RPCError as err:
                 if err.status != RPCStatusCode.NOT_FOUND:
                     raise
         return Taken(resource=name, outcome="signalled" if reached else "ignored", case_ids=reached)
+
+
+def _cases_of_order(order_id: str) -> list[str]:
+    """The cases an order may have opened, one per pathway that opens from orders."""
+    return [pathway.case_id(order_id) for pathway in pathways.opened_by("ServiceRequest")]
 
 
 class IntakeActivities:

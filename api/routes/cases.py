@@ -4,15 +4,61 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
+from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from api import audit, cases
-from api.deps import CurrentUser, EngineDep, TemporalDep
+from api.actions import action_bodies, actions_described
+from api.deps import Caseworker, CurrentUser, EngineDep, SettingsDep, TemporalDep
+from api.opening import open_from
+from api.routes.fhir import FhirDep
+from workflows import pathways
 from workflows.care.models import Actor, CaseDetail
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 CaseId = Annotated[str, Path(pattern=r"^[a-z]+-[A-Za-z0-9\-.]{1,64}$")]
+
+
+class OpenedCases(BaseModel):
+    cases: list[CaseDetail]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OpenedCases,
+    responses={
+        200: {"description": "The resource's cases were already open: those cases"},
+        403: {"description": "An auditor, or a resource routed to another team than yours"},
+        422: {"description": "Not a valid FHIR R4 resource, or one that opens no case"},
+    },
+)
+async def open_cases(
+    response: Response,
+    client: TemporalDep,
+    settings: SettingsDep,
+    actor: Caseworker,
+    fhir: FhirDep,
+    resource: dict[str, Any] = Body(
+        description="A FHIR R4 resource that opens cases, e.g. a ServiceRequest (intent order, "
+        "status active): a referral, and a prior authorization when the order needs one"
+    ),
+    pathway: Annotated[
+        str | None, Query(description="Open only this pathway's case (its case type)")
+    ] = None,
+) -> OpenedCases:
+    """Open every case a FHIR resource opens, of any pathway (`GET /api/v1/pathways` lists
+    them). The same resource again answers with the same cases."""
+    if pathway is not None and pathway not in pathways.BY_TYPE:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [{"loc": ["query", "pathway"], "msg": "unknown pathway", "type": "value_error"}],
+        )
+    opened = await open_from(client, fhir, settings, actor, resource, only=pathway)
+    if not any(case.created for case in opened):
+        response.status_code = status.HTTP_200_OK
+    return OpenedCases(cases=opened)
 
 
 @router.get("", response_model=cases.QueuePage)
@@ -68,6 +114,8 @@ async def read_case(
 @router.post(
     "/{case_id}/actions/{action}",
     response_model=CaseDetail,
+    openapi_extra=action_bodies(),
+    description=actions_described(),
     responses={
         404: {"description": "Unknown case or action"},
         409: {"description": "The action does not fit the case's stage"},
@@ -82,11 +130,7 @@ async def act(
     actor: CurrentUser,
     body: dict[str, Any] = Body(default_factory=dict),
 ) -> CaseDetail:
-    """Record what the care team did. Actions: assign (`owner`, optional: claim when absent),
-    mark-scheduled (`appointment`, `appointment_at`), record-outreach (`channel`, `outcome`,
-    `note`), mark-completed (`report`), record-documents (`documents`), mark-no-show (`note`),
-    cancel (`reason`), add-note (`text`). Answers once the case has accepted or rejected the
-    action."""
+    """Record what the care team did. Answers once the case has accepted or rejected it."""
     structlog.contextvars.bind_contextvars(case_id=case_id, action=action)
     return await cases.act(client, case_id, action, body, actor)
 

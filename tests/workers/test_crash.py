@@ -7,9 +7,8 @@ import os
 import signal
 import uuid
 
+from activities.fhir.intake import open_case
 from api.audit import case_trail, verify_chain
-from api.cases import open_referral
-from api.orders import parse_service_request, referral_input
 from tests.workflows.referral_kit import act
 from workers import dev
 from workers.client import connect
@@ -17,7 +16,10 @@ from workers.database import make_engine
 from workers.demo import CARDIOLOGY, service_request
 from workers.settings import Settings
 from workflows.care.models import Actor, Role
+from workflows.care.pathway import Linked
+from workflows.referral.intake import referral_input
 from workflows.referral.models import AddNote, Assign
+from workflows.referral.pathway import PATHWAY as REFERRAL
 from workflows.referral.workflow import ReferralWorkflow
 
 CORA = Actor(user_id="cora", role=Role.COORDINATOR, team="cardiology")
@@ -38,9 +40,9 @@ async def test_sigkilled_worker_loses_nothing(temporal_address, tmp_path):
             f"crash-{uuid.uuid4().hex[:8]}", "p-crash", "Cardiology consult", CARDIOLOGY
         )
         # A crash test, not an EHR one: the case is not linked to an EHR.
-        order = referral_input(parse_service_request(sr), Settings(ehr_verification=False))
-        opened = await open_referral(client, order, task_queue)
-        handle = client.get_workflow_handle(opened.case.case_id)
+        order = referral_input(sr, Linked(Settings(ehr_verification=False)))
+        opened = await open_case(client, REFERRAL, order, task_queue)
+        handle = client.get_workflow_handle(opened.case_id)
         claimed = await act(handle, ReferralWorkflow.assign, Assign(actor=CORA))
     finally:
         os.killpg(first.pid, signal.SIGKILL)
@@ -66,4 +68,4 @@ async def test_sigkilled_worker_loses_nothing(temporal_address, tmp_path):
     trail = case_trail(make_engine(env["DATABASE_URL"]), noted.case_id)
     assert [e.seq for e in trail] == list(range(1, len(noted.timeline) + 1))
     assert verify_chain(noted.case_id, trail, noted).intact
-    assert noted.opened_at == opened.case.opened_at
+    assert noted.timeline[0].kind == "opened" and noted.timeline[0].seq == 1

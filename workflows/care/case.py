@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         CaseDetail,
         CaseOutcome,
         CaseSnapshot,
+        ChecklistItem,
         EventKind,
         Evidence,
         OrderSummary,
@@ -86,6 +87,7 @@ class Case(Escalation, Continuation):
         self.references: dict[str, str] = {}
         self.moments: dict[str, datetime] = {}
         self.timeline: list[TimelineEvent] = []
+        self.checklist: dict[str, ChecklistItem] = {}
         self.seq = 0
         self.climbed: list[str] = []
         self.run_number = 1
@@ -130,6 +132,7 @@ class Case(Escalation, Continuation):
             ledger_error=self.trail.failure,
             notices_pending=len(self.deliveries),
             run=self.run_number,
+            checklist=list(self.checklist.values()),
         )
 
     def ack(self) -> ActionAck:

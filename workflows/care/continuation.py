@@ -28,6 +28,7 @@ class Continuation:
         self.references = dict(snapshot.references)
         self.moments = dict(snapshot.moments)
         self.timeline = list(snapshot.timeline)
+        self.checklist = {item.name: item for item in snapshot.checklist}
         self.seq = snapshot.seq
         self.climbed = list(snapshot.climbed)
         self.run_number = snapshot.run + 1
@@ -57,6 +58,7 @@ class Continuation:
             hash_scheme=self.trail.hash_scheme,
             climbed=list(self.climbed),
             run=self.run_number,
+            checklist=list(self.checklist.values()),
         )
 
     def _history_full(self) -> bool:

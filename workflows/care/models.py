@@ -130,6 +130,22 @@ class OrderSummary(BaseModel):
     authored_on: datetime | None = None
 
 
+class ChecklistItem(BaseModel):
+    """Something that must be on file before the case can go on (a prior-authorization
+    prerequisite, a discharge document): its owner, its due date, its evidence and how long that
+    evidence counts."""
+
+    name: str  # its key on the case
+    title: str  # how people read it
+    status: str = "open"  # open | met | waived | expired
+    owner: str | None = None
+    due_at: datetime | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    observed_at: datetime | None = None  # the evidence's own date
+    expires_at: datetime | None = None  # when the evidence stops counting
+    note: str | None = None  # why it is open (what is missing), or the waiver's reason
+
+
 class CaseDetail(BaseModel):
     case_id: str
     case_type: str
@@ -155,6 +171,7 @@ class CaseDetail(BaseModel):
     ledger_error: str | None = None  # the ledger refused an entry: the case holds until fixed
     notices_pending: int = 0  # staff notices still being delivered beside the case
     run: int = 1  # the workflow run this is; a long-lived case continues as new now and then
+    checklist: list[ChecklistItem] = Field(default_factory=list)  # pathways that keep one
 
 
 class ActionAck(BaseModel):
@@ -189,6 +206,7 @@ class CaseSnapshot(BaseModel):
     # The EHR link: the Task as last mirrored, and EHR events not yet acted on.
     mirrored: bool = False
     ehr_events: list[dict] = Field(default_factory=list)
+    checklist: list[ChecklistItem] = Field(default_factory=list)
 
 
 class CaseOutcome(BaseModel):

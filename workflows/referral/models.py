@@ -1,4 +1,4 @@
-"""Inputs and stages of the referral pathway."""
+"""Inputs, stages and actions of the referral pathway."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from workflows.care.actions import Action, AddNote, Assign, Cancel, OpenCase
 from workflows.care.calendar import BusinessCalendar
-from workflows.care.models import Actor, CaseSnapshot, OrderSummary, TaskState
+from workflows.care.models import CaseSnapshot, OrderSummary, TaskState
 
 
 class Stage(StrEnum):
@@ -114,31 +115,35 @@ class OutreachOutcome(StrEnum):
     DECLINED = "declined"
 
 
-class Action(BaseModel):
-    actor: Actor
-
-
-class OpenCase(Action):
-    """Sent with the start of a case: answers with the case, and whether this request opened it."""
-
-
-class Assign(Action):
-    owner: str | None = None  # None: the actor claims the case
-
-
 class MarkScheduled(Action):
-    appointment: str = Field(pattern=r"^Appointment/[A-Za-z0-9\-.]{1,64}$")
-    appointment_at: datetime
+    """The patient has an appointment: it is checked in the EHR before the case moves on."""
+
+    appointment: str = Field(
+        pattern=r"^Appointment/[A-Za-z0-9\-.]{1,64}$",
+        title="Appointment reference",
+        examples=["Appointment/12345"],
+        description="The FHIR Appointment id from the scheduling system",
+    )
+    appointment_at: datetime = Field(title="Appointment time")
 
 
 class RecordOutreach(Action):
-    channel: Channel
-    outcome: OutreachOutcome
-    note: str = Field(default="", max_length=2000)
+    """An attempt to reach the patient, and how it went."""
+
+    channel: Channel = Field(title="Channel")
+    outcome: OutreachOutcome = Field(title="Outcome")
+    note: str = Field(default="", max_length=2000, title="Note (optional)")
 
 
 class MarkCompleted(Action):
-    report: str = Field(pattern=r"^(DiagnosticReport|DocumentReference)/[A-Za-z0-9\-.]{1,64}$")
+    """The visit happened and its report is back: checked in the EHR before the case closes."""
+
+    report: str = Field(
+        pattern=r"^(DiagnosticReport|DocumentReference)/[A-Za-z0-9\-.]{1,64}$",
+        title="Report reference",
+        examples=["DiagnosticReport/12345"],
+        description="A DiagnosticReport or DocumentReference id",
+    )
 
 
 DOCUMENT = r"^DocumentReference/[A-Za-z0-9\-.]{1,64}$"
@@ -147,16 +152,31 @@ DOCUMENT = r"^DocumentReference/[A-Za-z0-9\-.]{1,64}$"
 class RecordDocuments(Action):
     """Documents the referral needs are on file (the referral packet, outside records)."""
 
-    documents: list[Annotated[str, Field(pattern=DOCUMENT)]] = Field(min_length=1, max_length=20)
+    documents: list[Annotated[str, Field(pattern=DOCUMENT)]] = Field(
+        min_length=1,
+        max_length=20,
+        title="Document references",
+        examples=["DocumentReference/123, DocumentReference/456"],
+        description="One or more DocumentReference ids, separated by commas",
+    )
 
 
 class MarkNoShow(Action):
-    note: str = Field(default="", max_length=2000)
+    """The patient missed the appointment: the case goes back to scheduling."""
+
+    note: str = Field(default="", max_length=2000, title="Note (optional)")
 
 
-class Cancel(Action):
-    reason: str = Field(min_length=3, max_length=500)
-
-
-class AddNote(Action):
-    text: str = Field(min_length=1, max_length=2000)
+__all__ = [
+    "Action",
+    "AddNote",
+    "Assign",
+    "Cancel",
+    "MarkCompleted",
+    "MarkNoShow",
+    "MarkScheduled",
+    "OpenCase",
+    "RecordDocuments",
+    "RecordOutreach",
+    "ReferralInput",
+]
