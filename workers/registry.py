@@ -18,10 +18,15 @@ from activities.triggers import TriggerActivities
 from workers.settings import get_settings
 from workflows.care.queues import QueueKind
 from workflows.detection.workflow import EhrDetectionWorkflow
-from workflows.referral.workflow import ReferralWorkflow
+from workflows.pathways import PATHWAYS
 from workflows.triggers.workflow import DecisionTriggersWorkflow
 
-WORKFLOWS: list[type] = [ReferralWorkflow, DecisionTriggersWorkflow, EhrDetectionWorkflow]
+# Every pathway's case workflow, and the platform's own.
+WORKFLOWS: list[type] = [
+    *(pathway.workflow for pathway in PATHWAYS),
+    DecisionTriggersWorkflow,
+    EhrDetectionWorkflow,
+]
 
 
 def activities(
