@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from workflows.care.pathway import Pathway
 from workflows.referral.pathway import PATHWAY as REFERRAL
 
@@ -19,6 +21,7 @@ def opened_by(resource_type: str) -> list[Pathway]:
     return [pathway for pathway in PATHWAYS if pathway.opens_from == resource_type]
 
 
+@cache
 def stage_labels() -> dict[str, str]:
     """Every pathway's stage labels, for pages that list cases of any pathway."""
     labels: dict[str, str] = {}

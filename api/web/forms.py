@@ -1,27 +1,41 @@
-"""The action forms a case page offers, and how a submitted form becomes an action body.
+"""The action forms a case page offers, derived from the pathway's declared actions and their
+models, and how a submitted form becomes an action body.
 
-Which actions fit which stage mirrors the referral pathway's update validators, so the page offers
-only what the case would accept; the case itself still decides (a stale page gets its reason).
+A field's widget follows from its type (a choice list for an enum, a date-time picker, a
+checkbox, a comma-separated list, a text area for long text), its label from its `title`, the
+help under it from its `description`, the placeholder from its `examples`. Which actions a page
+offers follows the declaration's stages and roles, so the page offers only what the case would
+accept; the case itself still decides (a stale page gets its reason).
 """
 
 from __future__ import annotations
 
 import re
+import types
+import typing
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from annotated_types import MaxLen
+from pydantic.fields import FieldInfo
+
 from workers.settings import Settings
+from workflows import pathways
+from workflows.care.actions import Assign
 from workflows.care.models import Actor, CaseDetail, Role
-from workflows.referral.models import Channel, OutreachOutcome, Stage
+from workflows.care.pathway import ActionSpec
+
+LONG_TEXT = 200  # a text field allowing more than this many characters is a text area
 
 
 @dataclass(frozen=True)
 class Field:
     name: str
     label: str
-    kind: str = "text"  # text, textarea, select, datetime, list (comma- or space-separated)
+    kind: str = "text"  # text, textarea, select, datetime, date, checkbox, list (comma-separated)
     required: bool = False
     options: tuple[tuple[str, str], ...] = ()
     placeholder: str = ""
@@ -31,116 +45,90 @@ class Field:
 @dataclass(frozen=True)
 class ActionForm:
     key: str  # unique on the page (claim and reassign are both the `assign` action)
-    action: str  # the action's URL name in api.cases.ACTIONS
+    action: str  # the action's name in the URL
     title: str
     button: str
-    stages: frozenset[str] | None = None  # None: any open stage
+    spec: ActionSpec
     fields: tuple[Field, ...] = field(default_factory=tuple)
     danger: bool = False
+    supervisors_only: bool = False  # reassigning to someone else
 
 
-def _choices(enum: type) -> tuple[tuple[str, str], ...]:
+def _choices(enum: type[Enum]) -> tuple[tuple[str, str], ...]:
     return tuple((item.value, item.value.replace("_", " ").capitalize()) for item in enum)
 
 
-CLAIM = ActionForm("claim", "assign", "Claim", "Claim this case")
-REASSIGN = ActionForm(
-    "reassign",
-    "assign",
-    "Assign to someone else",
-    "Assign",
-    fields=(Field("owner", "Assign to (user id)", required=True, placeholder="e.g. cora"),),
-)
-FORMS = (
-    ActionForm(
-        "mark-scheduled",
-        "mark-scheduled",
-        "Mark scheduled",
-        "Mark scheduled",
-        frozenset({Stage.AWAITING_SCHEDULING}),
-        (
-            Field(
-                "appointment",
-                "Appointment reference",
-                required=True,
-                placeholder="Appointment/12345",
-                hint="The FHIR Appointment id from the scheduling system",
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` is X (optional); Annotated[X, ...] is X."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap(args[0])
+    return annotation
+
+
+def form_field(name: str, info: FieldInfo) -> Field:
+    kind: str = "text"
+    options: tuple[tuple[str, str], ...] = ()
+    annotation = _unwrap(info.annotation)
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        kind, options = "select", _choices(annotation)
+    elif annotation is datetime:
+        kind = "datetime"
+    elif annotation is date:
+        kind = "date"
+    elif annotation is bool:
+        kind = "checkbox"
+    elif typing.get_origin(annotation) is list:
+        kind = "list"
+    elif any(isinstance(m, MaxLen) and m.max_length > LONG_TEXT for m in info.metadata):
+        kind = "textarea"
+    return Field(
+        name=name,
+        label=info.title or name.replace("_", " ").capitalize(),
+        kind=kind,
+        required=info.is_required() and kind != "checkbox",
+        options=options,
+        placeholder=str(info.examples[0]) if info.examples else "",
+        hint=info.description or "",
+    )
+
+
+def forms_of(spec: ActionSpec) -> list[ActionForm]:
+    if spec.model is Assign:
+        # One action, two forms: claim it yourself, or (supervisors) give it to someone else.
+        owner = form_field("owner", Assign.model_fields["owner"])
+        owner = Field(owner.name, owner.label, required=True, placeholder=owner.placeholder)
+        return [
+            ActionForm("claim", spec.name, "Claim", "Claim this case", spec),
+            ActionForm(
+                "reassign",
+                spec.name,
+                "Assign to someone else",
+                "Assign",
+                spec,
+                (owner,),
+                supervisors_only=True,
             ),
-            Field("appointment_at", "Appointment time", "datetime", required=True),
-        ),
-    ),
-    ActionForm(
-        "record-outreach",
-        "record-outreach",
-        "Record outreach attempt",
-        "Record attempt",
-        frozenset({Stage.AWAITING_SCHEDULING, Stage.SCHEDULED}),
-        (
-            Field("channel", "Channel", "select", True, _choices(Channel)),
-            Field("outcome", "Outcome", "select", True, _choices(OutreachOutcome)),
-            Field("note", "Note (optional)", "textarea"),
-        ),
-    ),
-    ActionForm(
-        "mark-completed",
-        "mark-completed",
-        "Mark completed",
-        "Mark completed",
-        frozenset({Stage.SCHEDULED, Stage.AWAITING_RESULT}),
-        (
-            Field(
-                "report",
-                "Report reference",
-                required=True,
-                placeholder="DiagnosticReport/12345",
-                hint="A DiagnosticReport or DocumentReference id",
-            ),
-        ),
-    ),
-    ActionForm(
-        "record-documents",
-        "record-documents",
-        "Record documents received",
-        "Record documents",
-        None,
-        (
-            Field(
-                "documents",
-                "Document references",
-                "list",
-                True,
-                placeholder="DocumentReference/123, DocumentReference/456",
-                hint="One or more DocumentReference ids, separated by commas",
-            ),
-        ),
-    ),
-    ActionForm(
-        "mark-no-show",
-        "mark-no-show",
-        "Record no-show",
-        "Record no-show",
-        frozenset({Stage.SCHEDULED, Stage.AWAITING_RESULT}),
-        (Field("note", "Note (optional)", "textarea"),),
-    ),
-    ActionForm(
-        "add-note",
-        "add-note",
-        "Add a note",
-        "Add note",
-        None,
-        (Field("text", "Note", "textarea", True),),
-    ),
-    ActionForm(
-        "cancel",
-        "cancel",
-        "Cancel the referral",
-        "Cancel case",
-        None,
-        (Field("reason", "Reason", "textarea", True, hint="At least 3 characters"),),
-        danger=True,
-    ),
-)
-BY_KEY = {form.key: form for form in (CLAIM, REASSIGN, *FORMS)}
+        ]
+    fields = tuple(
+        form_field(name, info) for name, info in spec.model.model_fields.items() if name != "actor"
+    )
+    button = spec.button or spec.title
+    return [ActionForm(spec.name, spec.name, spec.title, button, spec, fields, spec.danger)]
+
+
+def all_forms(case_id: str) -> dict[str, ActionForm]:
+    pathway = pathways.for_case(case_id)
+    if pathway is None:
+        return {}
+    return {form.key: form for spec in pathway.actions for form in forms_of(spec)}
+
+
+def find(case_id: str, key: str) -> ActionForm | None:
+    return all_forms(case_id).get(key)
 
 
 def offered(case: CaseDetail, actor: Actor) -> list[ActionForm]:
@@ -149,13 +137,16 @@ def offered(case: CaseDetail, actor: Actor) -> list[ActionForm]:
         return []
     if actor.role != Role.ADMIN and actor.team != case.team:
         return []
-    forms: list[ActionForm] = []
-    if case.owner != actor.user_id:
-        forms.append(CLAIM)
-    if actor.role in (Role.SUPERVISOR, Role.ADMIN):
-        forms.append(REASSIGN)
-    forms += [f for f in FORMS if f.stages is None or case.stage in f.stages]
-    return forms
+    offered = []
+    for form in all_forms(case.case_id).values():
+        if actor.role not in form.spec.roles or not form.spec.fits(case.stage):
+            continue
+        if form.key == "claim" and case.owner == actor.user_id:
+            continue
+        if form.supervisors_only and actor.role not in (Role.SUPERVISOR, Role.ADMIN):
+            continue
+        offered.append(form)
+    return offered
 
 
 def action_body(form: ActionForm, values: dict[str, str], settings: Settings) -> dict[str, Any]:
@@ -163,6 +154,9 @@ def action_body(form: ActionForm, values: dict[str, str], settings: Settings) ->
     body: dict[str, Any] = {}
     for spec in form.fields:
         value = values.get(spec.name, "").strip()
+        if spec.kind == "checkbox":
+            body[spec.name] = value in ("on", "true", "1", "yes")
+            continue
         if not value:
             continue  # blank optional fields fall back to the model's default; required fail there
         if spec.kind == "datetime":

@@ -15,7 +15,8 @@ from activities.ledger.anchor import Anchor
 from api import audit, cases, patients
 from api.deps import EngineDep, SettingsDep, TemporalDep
 from api.web import forms, queue, session
-from api.web.render import STAGE_LABELS, page
+from api.web.render import page, stage_labels
+from workflows import pathways
 from workflows.care.models import Actor, CaseDetail, Role
 
 router = APIRouter(include_in_schema=False)
@@ -43,7 +44,13 @@ async def _queue_context(
     view = queue.QueueView.for_actor(actor, **dict(request.query_params))
     items = await queue.fetch(client, actor, view, settings)
     labels = await queue.patient_labels(request, actor, items)
-    return {"view": view, "items": items, "stages": STAGE_LABELS, "labels": labels}
+    return {
+        "view": view,
+        "items": items,
+        "stages": stage_labels(),
+        "case_types": {p.case_type: p.title for p in pathways.PATHWAYS},
+        "labels": labels,
+    }
 
 
 @router.get("/queue")
@@ -134,7 +141,7 @@ async def case_action(
     """Send one action. On success the case is shown as it now is; on rejection the form comes
     back with the case's reason beside it and everything that was typed still in place."""
     structlog.contextvars.bind_contextvars(case_id=case_id, action=key)
-    spec = forms.BY_KEY.get(key)
+    spec = forms.find(case_id, key)
     if spec is None:
         return problem(request, actor, HTTPException(404, f"Unknown action {key!r}"))
     submitted = await request.form()

@@ -111,7 +111,7 @@ async def patient_labels(
     if actor.role not in patients.QUEUE_ROLES:
         return {}
     orders = {
-        item.case_id: item.case_id.removeprefix(f"{item.case_type}-")
+        item.case_id: item.case_id.split("-", 1)[1]  # "<pathway prefix>-<order id>"
         for item in items
         if item.team == actor.team and item.case_type and not item.closed
     }

@@ -14,24 +14,14 @@ from fastapi.templating import Jinja2Templates
 from api.web import session
 from workers.settings import Settings
 from workflows.care.models import Actor, Role
+from workflows.pathways import stage_labels
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 
-STAGE_LABELS = {
-    "unassigned": "Unassigned",
-    "awaiting_scheduling": "Awaiting scheduling",
-    "scheduled": "Scheduled",
-    "awaiting_result": "Awaiting result",
-    "completed": "Completed",
-    "cancelled": "Cancelled",
-    "patient_declined": "Patient declined",
-    "unable_to_reach": "Unable to reach",
-}
-
 
 def stage_label(stage: str | None) -> str:
-    return STAGE_LABELS.get(stage or "", (stage or "—").replace("_", " ").capitalize())
+    return stage_labels().get(stage or "", (stage or "—").replace("_", " ").capitalize())
 
 
 def local_time(value: datetime | None, settings: Settings, fmt: str = "%b %d, %H:%M") -> str:
