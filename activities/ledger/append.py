@@ -113,6 +113,7 @@ def _summarize(session: Session, entry: LedgerEntry) -> None:
         summary.exceptions += 1
     if entry.evidence and entry.kind in (EventKind.COMPLETED, EventKind.VERIFIED):
         summary.evidence_on_file = True
+    _summarize_payer(summary, entry)
     if entry.case_closed:
         summary.closed_at = entry.at
         summary.closed_stage = entry.stage_after
@@ -121,6 +122,35 @@ def _summarize(session: Session, entry: LedgerEntry) -> None:
             summary.hours_to_complete = _hours_since_opened(summary, entry)
     summary.last_seq = max(summary.last_seq, entry.seq)
     session.add(summary)
+
+
+def _summarize_payer(summary: CaseSummary, entry: LedgerEntry) -> None:
+    """What prior-authorization metrics need, from SUBMITTED, DECIDED and LAPSED events."""
+    if entry.kind == EventKind.SUBMITTED:
+        summary.submissions += 1
+        if summary.first_submitted_at is None:
+            summary.first_submitted_at = entry.at
+    elif entry.kind == EventKind.DECIDED:
+        decision = entry.details.get("decision")
+        if decision == "pended":
+            summary.pended_at = summary.pended_at or entry.at
+            return
+        summary.pended_at = None
+        if decision not in ("approved", "denied"):
+            return
+        if summary.hours_to_decision is None and summary.first_submitted_at is not None:
+            summary.hours_to_decision = _hours_between(summary.first_submitted_at, entry.at)
+        if summary.first_pass_approved is None:
+            summary.first_pass_approved = decision == "approved"
+        if decision == "denied" and summary.denial_reason is None:
+            summary.denial_reason = (entry.details.get("reason") or "unspecified")[:200]
+    elif entry.kind == EventKind.LAPSED:
+        summary.lapsed_unused += 1
+
+
+def _hours_between(start: datetime, end: datetime) -> float:
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    return (end - start).total_seconds() / 3600
 
 
 def _hours_since_opened(summary: CaseSummary, entry: LedgerEntry) -> float:

@@ -5,7 +5,11 @@ Definitions (cases opened in the period, by the requested grouping):
   deadline met) / completed; exception rate: cases escalated or with an exception / opened;
 - time to completion, time to schedule, time unowned: hours from opening (median, p90);
 - queue aging: open cases by age; rework loops: no-shows and failed verifications;
-- documentation completeness: completed cases whose completion has evidence on file.
+- documentation completeness: completed cases whose completion has evidence on file;
+- for cases that ask a payer (prior authorization), in `authorizations`: time to decision (hours
+  from the first request to the first approval or denial), first-pass approval rate (the first
+  request approved / requests decided), pended aging (requests still pended, by hours waiting),
+  denial reasons (cases by their first denial's reason) and authorizations lapsed unused.
 """
 
 from __future__ import annotations
@@ -41,6 +45,20 @@ class Spread(BaseModel):
     p90: float | None = None
 
 
+PENDED_BUCKETS = [("0-24h", 0, 24), ("1-3d", 24, 72), ("3-7d", 72, 168), ("7d+", 168, None)]
+
+
+class AuthorizationMetrics(BaseModel):
+    requested: int  # cases that sent at least one request to the payer
+    decided: int  # of them, with an approval or a denial
+    first_pass_approval_rate: float | None
+    time_to_decision_hours: Spread
+    pended: int  # requests waiting on the payer now
+    pended_aging: dict[str, int]
+    denial_reasons: dict[str, int]
+    lapsed_unused: int  # approvals that ran out with the service not delivered
+
+
 class GroupMetrics(BaseModel):
     group: dict[str, str | None]
     cases_opened: int
@@ -58,6 +76,7 @@ class GroupMetrics(BaseModel):
     time_to_completion_hours: Spread
     time_to_schedule_hours: Spread
     time_unowned_hours: Spread
+    authorizations: AuthorizationMetrics | None = None  # groups with prior-authorization cases
 
 
 def _group_columns(group_by: list[Grouping]) -> list[ColumnElement]:
@@ -149,6 +168,20 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
         ).label(name)
         for name, low, high in AGE_BUCKETS
     ]
+
+    def pended_hours_ago(hours: float) -> datetime:
+        return now_naive - timedelta(hours=hours)
+
+    pended = [
+        count_if(
+            and_(
+                is_open,
+                S.pended_at <= pended_hours_ago(low),
+                *([S.pended_at > pended_hours_ago(high)] if high else []),
+            )
+        ).label(f"pended {name}")
+        for name, low, high in PENDED_BUCKETS
+    ]
     totals = (
         select(
             *groups,
@@ -162,6 +195,11 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
             count_if(S.rework_loops > 0).label("with_rework"),
             count_if(is_open & S.first_assigned_at.is_(None)).label("unowned_open"),
             *aging,
+            count_if(S.submissions > 0).label("requested"),
+            count_if(S.first_pass_approved.is_not(None)).label("decided"),
+            count_if(S.first_pass_approved.is_(True)).label("first_pass"),
+            func.coalesce(func.sum(S.lapsed_unused), 0).label("lapsed"),
+            *pended,
         )
         .where(where)
         .group_by(*groups)
@@ -171,11 +209,21 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
         "completion": S.hours_to_complete,
         "schedule": S.hours_to_schedule,
         "unowned": S.hours_unowned,
+        "decision": S.hours_to_decision,
     }
 
-    def read_totals() -> list:
+    reasons = (
+        select(*groups, S.denial_reason, func.count().label("cases"))
+        .where(and_(where, S.denial_reason.is_not(None)))
+        .group_by(*groups, S.denial_reason)
+    )
+
+    def read_totals() -> tuple[list, list]:
         with engine.connect() as connection:
-            return connection.execute(totals).mappings().all()
+            return (
+                connection.execute(totals).mappings().all(),
+                connection.execute(reasons).mappings().all(),
+            )
 
     # The counts are the database's work, the spreads mostly Python's: on two connections at once
     # they overlap (the database runs without the GIL), about a third less time at 100,000 cases.
@@ -183,9 +231,12 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
         counted = pool.submit(read_totals)
         with engine.connect() as connection:
             spreads = _spreads(connection, groups, where, measures)
-        rows = counted.result()
+        rows, denials = counted.result()
 
     keys = [column.key for column in groups]
+    denial_reasons: defaultdict[tuple, dict[str, int]] = defaultdict(dict)
+    for row in denials:
+        denial_reasons[tuple(row[key] for key in keys)][row["denial_reason"]] = row["cases"]
     result = []
     for row in rows:
         if not row["opened"]:  # an ungrouped total over no cases
@@ -209,6 +260,23 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
                 time_to_completion_hours=spreads["completion"].get(group_key, Spread()),
                 time_to_schedule_hours=spreads["schedule"].get(group_key, Spread()),
                 time_unowned_hours=spreads["unowned"].get(group_key, Spread()),
+                authorizations=_authorizations(row, spreads, denial_reasons, group_key),
             )
         )
     return result
+
+
+def _authorizations(row, spreads, denial_reasons, group_key: tuple) -> AuthorizationMetrics | None:
+    if not row["requested"]:
+        return None
+    aging = {name: row[f"pended {name}"] for name, _, _ in PENDED_BUCKETS}
+    return AuthorizationMetrics(
+        requested=row["requested"],
+        decided=row["decided"],
+        first_pass_approval_rate=_rate(row["first_pass"], row["decided"]),
+        time_to_decision_hours=spreads["decision"].get(group_key, Spread()),
+        pended=sum(aging.values()),
+        pended_aging=aging,
+        denial_reasons=denial_reasons.get(group_key, {}),
+        lapsed_unused=row["lapsed"],
+    )

@@ -99,6 +99,18 @@ class CaseSummary(SQLModel, table=True):
     hours_unowned: float | None = None
     hours_to_schedule: float | None = None
     hours_to_complete: float | None = None
+    # Cases that ask a payer (prior authorization): requests sent, the first decision, whether
+    # the first request was approved, a pend still waiting, the first denial's reason, and
+    # authorizations that ran out unused.
+    submissions: int = 0
+    first_submitted_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    hours_to_decision: float | None = None
+    first_pass_approved: bool | None = None
+    pended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    denial_reason: str | None = Field(default=None, max_length=200)
+    lapsed_unused: int = 0
 
 
 class AccessRow(SQLModel, table=True):

@@ -43,6 +43,14 @@ class EventKind(StrEnum):
     EXCEPTION_RAISED = "exception_raised"
     EXCEPTION_CLEARED = "exception_cleared"
     DOCUMENTS_RECEIVED = "documents_received"
+    # Requests to a payer (prior authorization) and their answers. A DECIDED event's details
+    # carry `decision` (approved, denied, pended, cancelled, contact_payer), `submission` and,
+    # for a denial, `reason` (the payer's reason code and text): metrics read them.
+    SUBMITTED = "submitted"
+    DECIDED = "decided"
+    LAPSED = "lapsed"  # an authorization ran out with the service not delivered
+    WAIVED = "waived"  # a checklist item waived by a supervisor, with the reason
+    EXPIRED = "expired"  # a checklist item's evidence stopped counting
 
 
 class Evidence(BaseModel):
