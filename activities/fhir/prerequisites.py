@@ -33,31 +33,28 @@ LAB_REPORT = {(V2_0074, "LAB")}
 LAB_OBSERVATION = {("http://terminology.hl7.org/CodeSystem/observation-category", "laboratory")}
 FINAL_RESULT = {"final", "amended", "corrected"}
 THERAPY = {"completed", "in-progress"}
-DEFAULT_WEEKS = 6
 
 
 Categories = set[tuple[str, str]] | None  # (system, code): one must be present; None: any
 
 
 class Records(NamedTuple):
-    """A kind of dated record: its name, default freshness, and where it is found (resource
-    type, statuses, categories)."""
+    """A kind of dated record: its name, and where it is found (resource type, statuses,
+    categories)."""
 
     noun: str
-    days: int
     sources: tuple[tuple[str, set[str], Categories], ...]
 
 
 RECORDS = {
     PrerequisiteKind.CLINICAL_NOTES: Records(
-        "clinical note", 30, (("DocumentReference", {"current"}, None),)
+        "clinical note", (("DocumentReference", {"current"}, None),)
     ),
     PrerequisiteKind.IMAGING: Records(
-        "imaging report", 90, (("DiagnosticReport", FILED_REPORT, IMAGING),)
+        "imaging report", (("DiagnosticReport", FILED_REPORT, IMAGING),)
     ),
     PrerequisiteKind.LAB: Records(
         "lab result",
-        30,
         (
             ("Observation", FINAL_RESULT, LAB_OBSERVATION),
             ("DiagnosticReport", FILED_REPORT, LAB_REPORT),
@@ -218,7 +215,7 @@ class PrerequisiteActivities:
         """The freshest note, imaging report or lab result: of those the care team attached
         first, else of the patient's in the EHR."""
         rule, records = check.prerequisite, RECORDS[check.prerequisite.kind]
-        days = rule.within_days or records.days
+        days = rule.days
         window = timedelta(days=days)
         attached, problems = [], []
         for reference in check.documents:
@@ -267,7 +264,7 @@ class PrerequisiteActivities:
     async def _therapy(self, check: PrerequisiteCheck, now: datetime) -> PrerequisiteFound:
         """A completed or ongoing Procedure lasting `weeks` (an ongoing one counts up to now);
         with `within_days`, ended no longer ago than that."""
-        rule, weeks = check.prerequisite, check.prerequisite.weeks or DEFAULT_WEEKS
+        rule, weeks = check.prerequisite, check.prerequisite.therapy_weeks
         params = {"patient": check.patient, "status": ",".join(sorted(THERAPY))}
         if rule.codes:
             params["code"] = ",".join(rule.codes)

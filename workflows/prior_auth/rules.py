@@ -22,6 +22,15 @@ class PrerequisiteKind(StrEnum):
     COVERAGE = "coverage"  # an active Coverage whose period covers the service
 
 
+# How recent evidence must be when a rule does not say, and how long therapy must have lasted.
+DEFAULT_DAYS = {
+    PrerequisiteKind.CLINICAL_NOTES: 30,
+    PrerequisiteKind.IMAGING: 90,
+    PrerequisiteKind.LAB: 30,
+}
+DEFAULT_WEEKS = 6
+
+
 class Prerequisite(BaseModel):
     kind: PrerequisiteKind
     within_days: int | None = Field(default=None, ge=1, le=3650)  # how recent the evidence is
@@ -35,18 +44,27 @@ class Prerequisite(BaseModel):
         return self.kind.value if not self.codes else f"{self.kind.value}:{'+'.join(self.codes)}"
 
     @property
+    def days(self) -> int | None:
+        """How recent its evidence must be, in days (None: it does not go stale by age)."""
+        return self.within_days or DEFAULT_DAYS.get(self.kind)
+
+    @property
+    def therapy_weeks(self) -> int:
+        return self.weeks or DEFAULT_WEEKS
+
+    @property
     def title(self) -> str:
         if self.label:
             return self.label
         match self.kind:
             case PrerequisiteKind.CLINICAL_NOTES:
-                return f"Clinical notes from the last {self.within_days or 30} days"
+                return f"Clinical notes from the last {self.days} days"
             case PrerequisiteKind.IMAGING:
-                return f"Imaging within {self.within_days or 90} days"
+                return f"Imaging within {self.days} days"
             case PrerequisiteKind.LAB:
-                return f"Lab result within {self.within_days or 30} days"
+                return f"Lab result within {self.days} days"
             case PrerequisiteKind.CONSERVATIVE_THERAPY:
-                return f"{self.weeks or 6} weeks of documented conservative therapy"
+                return f"{self.therapy_weeks} weeks of documented conservative therapy"
             case PrerequisiteKind.COVERAGE:
                 return "Active coverage for the date of service"
 
