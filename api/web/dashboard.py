@@ -95,3 +95,11 @@ def team_figures(engine: Engine, actor: Actor, now: datetime | None = None) -> F
         query = query.where(CaseSummary.team == actor.team)
     with Session(engine) as session:
         return figures(list(session.exec(query)), now)
+
+
+def authorization_figures(engine: Engine, actor: Actor) -> metrics.AuthorizationMetrics | None:
+    """The team's requests to payers (every team's, for an admin), as the metrics API counts
+    them; None when the team has sent none."""
+    team = None if actor.role == Role.ADMIN else actor.team
+    groups = metrics.compute(engine, metrics.MetricsQuery(team=team))
+    return groups[0].authorizations if groups else None

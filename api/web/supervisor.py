@@ -81,6 +81,7 @@ def dashboard_page(request: Request, engine: EngineDep, actor: session.PageUser)
     try:
         _require_supervisor(actor)
         figures = dashboard.team_figures(engine, actor)
+        authorizations = dashboard.authorization_figures(engine, actor)
     except HTTPException as err:
         return problem(request, actor, err)
     # Label/count pairs, not dicts: the JSON filter sorts keys, and buckets must keep their order.
@@ -96,6 +97,11 @@ def dashboard_page(request: Request, engine: EngineDep, actor: session.PageUser)
     return page(
         request,
         "dashboard.html",
-        {"figures": figures, "charts": charts, "readable_days": dashboard.readable_days},
+        {
+            "figures": figures,
+            "charts": charts,
+            "authorizations": authorizations,
+            "readable_days": dashboard.readable_days,
+        },
         actor=actor,
     )
