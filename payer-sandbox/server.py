@@ -276,7 +276,7 @@ class Payer:
         there is nothing pended to decide (already decided, or cancelled)."""
         record = self.records[key]
         pended = [d for d in record["decisions"] if d["action"] == "A4"]
-        if record["cancelled"] or not pended:
+        if not pended:  # decided already, or cancelled (its items are C)
             return None
         self.disarm(key)
         items = {i["sequence"]: i for i in record["bundle"]["entry"][0]["resource"]["item"]}

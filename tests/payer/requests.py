@@ -38,10 +38,22 @@ def resources() -> list[dict[str, Any]]:
     ]
 
 
-def claim(identifier: str, services: list[str], serviced: str | None = None) -> dict[str, Any]:
+def claim(
+    identifier: str, services: list[str], serviced: str | None = None, sender: str = "tests"
+) -> dict[str, Any]:
+    """A PAS Claim from the sending system `sender` (what subscriptions filter on)."""
     return {
         "resourceType": "Claim",
         "id": uuid.uuid4().hex,
+        "extension": [
+            {
+                "url": f"{PAS}/extension-TransmissionIdentifiers",
+                "extension": [
+                    {"url": "applicationSenderCode", "valueString": sender},
+                    {"url": "applicationReceiverCode", "valueString": "payer-1"},
+                ],
+            }
+        ],
         "identifier": [{"system": CASE, "value": identifier}],
         "status": "active",
         "type": concept("http://terminology.hl7.org/CodeSystem/claim-type", "professional"),

@@ -32,6 +32,7 @@ RULES = [
 class Chart:
     """A patient's records in the EHR, as a prior authorization request needs them."""
 
+    performer: str
     patient: str
     coverage: str
     payer: str
@@ -75,7 +76,13 @@ def chart(ehr: Ehr) -> Chart:
         }
     )
     provider = f"Practitioner/{practitioner['id']}"
-    order = ehr.order(patient, requester={"reference": provider})
+    # Referenced by the order only: the request carries it too (references of references).
+    performer = ehr.put({"resourceType": "Organization", "id": new_id("org"), "name": "Imaging"})
+    order = ehr.order(
+        patient,
+        requester={"reference": provider},
+        performer=[{"reference": f"Organization/{performer['id']}"}],
+    )
     documents = [
         ehr.put(
             {
@@ -90,6 +97,7 @@ def chart(ehr: Ehr) -> Chart:
         for _ in range(2)
     ]
     return Chart(
+        f"Organization/{performer['id']}",
         patient,
         f"Coverage/{coverage['id']}",
         f"Organization/{payer['id']}",
@@ -148,6 +156,7 @@ async def test_the_bundle_has_the_claim_first_and_each_referenced_resource_once(
     names = [name(entry) for entry in bundle["entry"][1:]]
     assert len(names) == len(set(names))
     expected = {chart.patient, chart.coverage, chart.payer, chart.provider, chart.order}
+    expected.add(chart.performer)
     assert expected | set(chart.documents) <= set(names)
     assert claim["insurer"] == {"reference": chart.payer}
     assert claim["insurance"] == [
