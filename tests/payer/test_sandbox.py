@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.claimresponse import ClaimResponse
 
 from tests.conftest import eventually
+from workers import dev, payer_sandbox
 
 from .receiver import receiver
 from .requests import PAS, bundle, cancel, claim, new_identifier
@@ -285,3 +287,28 @@ def test_a_subscription_for_another_topic_is_refused(sandbox):
     wrong = subscription("http://127.0.0.1:9/x")
     wrong["criteria"] = "Claim?status=active"
     assert sandbox.post("/fhir/Subscription", json=wrong).status_code == 400
+
+
+def test_rules_from_a_file_and_data_that_outlive_a_restart(tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"service": "71111", "action": "A3", "reason": DENIAL}]))
+    port = dev.free_port()
+    request = claim(new_identifier(), ["71111"])
+
+    def started() -> httpx.Client:
+        process = payer_sandbox.start_payer_sandbox(port, tmp_path / "data", None, rules)
+        processes.append(process)
+        url = payer_sandbox.wait_for_payer_sandbox(port, process)
+        return httpx.Client(base_url=url.removesuffix("/fhir"), timeout=10)
+
+    processes: list = []
+    try:
+        with started() as first:
+            denied = decided(submit(first, bundle(request)))
+            assert action_of(denied["item"][0]) == "A3"
+        dev.stop(processes.pop())
+        with started() as again:
+            [kept] = again.get("/sandbox/claims").json()
+            assert kept["response"]["entry"][0]["resource"]["identifier"] == denied["identifier"]
+    finally:
+        dev.stop(*processes)
