@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -143,7 +144,12 @@ async def test_a_decision_is_signalled_to_its_case(api, client, worker, sandbox,
     case_id = f"prior-auth-{uuid.uuid4().hex[:10]}"
     handle = await client.start_workflow(Recorder.run, 1, id=case_id, task_queue=worker)
     notice = decided_notice(sandbox, subscriber, case_id, "A3")
-    answer = await api.post(WEBHOOK_PATH, json=notice, headers=BEARER)
+    # As the payer sends it: FHIR JSON.
+    answer = await api.post(
+        WEBHOOK_PATH,
+        content=json.dumps(notice),
+        headers={**BEARER, "Content-Type": "application/fhir+json"},
+    )
     assert answer.status_code == 202
     assert answer.json() == {"delivered": True, "case_id": case_id}
     assert await handle.result() == 1
