@@ -18,6 +18,7 @@ from workflows.triggers.models import DEFAULT_RULES, TriggerRule
 
 DEV_SECRET = "followthrough-development-secret-change-me"
 DEV_NOTIFICATION_TOKEN = "followthrough-development-notification-token"
+DEV_PAYER_NOTIFICATION_TOKEN = "followthrough-development-payer-notification-token"
 DEV_METRICS_SCRAPE_TOKEN = "followthrough-development-metrics-scrape-token"
 DEV_CSRF_SECRET = "followthrough-development-csrf-key-change-me"
 # Development only: production refuses it (see Settings.keyring).
@@ -108,6 +109,13 @@ class Settings(BaseSettings):
     # Prometheus's credential for GET /metrics (besides an auditor's or admin's token); outside
     # development only one of your own (32+ characters) is accepted.
     metrics_scrape_token: str = DEV_METRICS_SCRAPE_TOKEN
+
+    # The payer, over Da Vinci PAS: its FHIR base URL (unset: no prior authorization requests
+    # go out), and the credential it sends with its notifications to /api/v1/payer/notifications.
+    payer_base_url: str | None = None
+    payer_timeout_seconds: float = 20
+    payer_notification_token: str = DEV_PAYER_NOTIFICATION_TOKEN
+    payer_sandbox_port: int = 8105  # `followthrough dev` starts the payer sandbox here
 
     # Decision triggers: thresholds on the care metrics, evaluated on a Temporal Schedule.
     trigger_rules: list[TriggerRule] = DEFAULT_RULES

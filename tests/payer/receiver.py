@@ -1,0 +1,50 @@
+"""A small HTTP endpoint on loopback that records what is POSTed to it (a subscriber)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Receiver:
+    url: str
+    received: list[tuple[dict[str, str], Any]] = field(default_factory=list)
+    failures: int = 0  # answer the next n posts with 503
+
+    def bodies(self) -> list[Any]:
+        return [body for _, body in self.received]
+
+
+@contextmanager
+def receiver() -> Iterator[Receiver]:
+    state = Receiver("")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if state.failures:
+                state.failures -= 1
+                self.send_response(503)
+            else:
+                state.received.append((dict(self.headers), body))
+                self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/notifications"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
