@@ -18,6 +18,7 @@ from api.routes import (
     notifications,
     pathways,
     patients,
+    payer,
     referrals,
     triggers,
 )
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics,
         triggers,
         fhir,
+        payer,
         codec,
         patients,
     ):

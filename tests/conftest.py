@@ -7,13 +7,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from tests.postgres import database_url
-from workers import dev, ehr_sandbox
+from workers import dev, ehr_sandbox, payer_sandbox
 from workers.client import register_search_attributes
 from workers.database import make_engine
 from workers.postgres import postgres_server
@@ -93,6 +94,26 @@ def ehr_url(tmp_path_factory) -> Iterator[str]:
         yield ehr_sandbox.wait_for_ehr_sandbox(port, server)
     finally:
         dev.stop(server)
+
+
+@pytest.fixture(scope="session")
+def payer_url(tmp_path_factory) -> Iterator[str]:
+    """The payer sandbox (Da Vinci PAS) on a free loopback port, data in memory; its FHIR base
+    URL (http://127.0.0.1:<port>/fhir). Tests set its rules (PUT /sandbox/rules)."""
+    port = dev.free_port()
+    log = tmp_path_factory.mktemp("payer") / "payer.log"
+    server = payer_sandbox.start_payer_sandbox(port, None, log)
+    try:
+        yield payer_sandbox.wait_for_payer_sandbox(port, server)
+    finally:
+        dev.stop(server)
+
+
+@pytest.fixture(scope="session")
+def payer_sandbox_http(payer_url: str) -> Iterator[httpx.Client]:
+    """The payer sandbox's test controls (/sandbox/...) and its FHIR API (/fhir/...)."""
+    with httpx.Client(base_url=payer_url.removesuffix("/fhir"), timeout=15) as client:
+        yield client
 
 
 def eventually(check, timeout: float = 10.0, interval: float = 0.2):

@@ -139,6 +139,7 @@ def stop(*processes: subprocess.Popen, grace: float = 10) -> None:
 
 def run_dev(settings: Settings, *, seed: bool = True) -> int:
     from workers.ehr_sandbox import start_ehr_sandbox, wait_for_ehr_sandbox
+    from workers.payer_sandbox import start_payer_sandbox, wait_for_payer_sandbox
 
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -167,8 +168,14 @@ def run_dev(settings: Settings, *, seed: bool = True) -> int:
         )
         ehr = start_ehr_sandbox(settings.ehr_sandbox_port, data / "ehr", data / "ehr.log")
         processes.append(ehr)
+        payer = start_payer_sandbox(settings.payer_sandbox_port, data / "payer", data / "payer.log")
+        processes.append(payer)
         asyncio.run(wait_for_temporal(address))
         ehr_url = wait_for_ehr_sandbox(settings.ehr_sandbox_port, ehr)
+        payer_url = env["PAYER_BASE_URL"] = wait_for_payer_sandbox(
+            settings.payer_sandbox_port, payer
+        )
+        settings = settings.model_copy(update={"payer_base_url": payer_url})
         processes.append(start_worker(env, data / "worker.log"))
         api = start_api(env, settings.api_port, data / "api.log")
         processes.append(api)
@@ -188,6 +195,7 @@ Followthrough is running (Ctrl-C stops everything):
   Temporal         {address}
   Temporal Web UI  http://127.0.0.1:{settings.temporal_ui_port} (payloads decrypted by {base}/codec for auditors and admins)
   EHR sandbox      {ehr_url} (FHIR R4, writes logged in {data}/ehr)
+  Payer sandbox    {payer_url} (Da Vinci PAS, requests kept in {data}/payer)
   Metrics          {base}/metrics (care) and http://{worker_metrics}/metrics (worker)
   Logs             {data}/*.log
 Get a token:  .venv/bin/followthrough token --user cora --role coordinator --team cardiology

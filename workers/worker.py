@@ -12,12 +12,14 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
 
+import httpx
 import structlog
 from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
 
 from activities.fhir.client import FhirClient
+from activities.payer.subscription import ensure_subscription
 from workers import registry
 from workers.client import connect, prometheus_runtime, register_search_attributes
 from workers.database import make_engine
@@ -127,6 +129,16 @@ def cache_bytecode(settings: Settings) -> None:
         sys.pycache_prefix = str(settings.data_dir.resolve() / "pycache")
 
 
+async def _subscribe_to_payer(settings: Settings) -> None:
+    """The one PAS Subscription of this system at the payer, so pended requests are told their
+    decision. A payer that does not answer now is no reason not to work: its pended cases still
+    inquire once at their deadline, and the next worker start subscribes."""
+    try:
+        await ensure_subscription(settings)
+    except (httpx.HTTPError, OSError) as err:
+        log.warning("payer_subscription_failed", error=type(err).__name__)
+
+
 async def run(settings: Settings, queues: Iterable[QueueKind] = tuple(QueueKind)) -> None:
     queues = list(dict.fromkeys(queues))
     if QueueKind.WORKFLOWS in queues:
@@ -139,6 +151,8 @@ async def run(settings: Settings, queues: Iterable[QueueKind] = tuple(QueueKind)
     client = await connect(runtime=runtime)
     await register_search_attributes(client)
     await ensure_schedules(client, settings)
+    if QueueKind.EHR in queues:
+        await _subscribe_to_payer(settings)
     engine = make_engine(settings.database_url)
     worker = build_worker(
         client,
