@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.fhir.models import EhrEvent
+from activities.payer.response import parse_response
 from api.audit import case_trail
 from tests.conftest import _binary
 from tests.ehr.records import Ehr
@@ -220,6 +221,11 @@ async def test_pended_then_decided_on_day_four_by_notification(
         submitted = pended.moments["submitted_at"]
         assert pended.due_at == submitted + timedelta(days=7)  # CMS-0057-F: 7 calendar days
         assert pended.references["pended_reference"].startswith("PEND")
+        # The pend itself told again (as a notification would): nothing changes.
+        [request] = received(payer, case.case_id)
+        await handle.signal(PriorAuthWorkflow.payer_decided, parse_response(request["response"]))
+        await time_skipping.sleep(timedelta(minutes=1))
+        assert (await handle.query(PriorAuthWorkflow.detail)).events == pended.events
 
         await time_skipping.sleep(timedelta(days=4))
         decision = decide(payer, case.case_id, 1, action="A1")
