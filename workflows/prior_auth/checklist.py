@@ -213,7 +213,8 @@ class Checklist:
             )
             return True
         if stale:
-            self._expire(item, found.observed_at, found.expires_at)
+            if item.status != EXPIRED:  # said once, when it went stale
+                self._expire(item, found.observed_at, found.expires_at)
         elif item.status == MET:
             item.status, item.note = OPEN, found.reason
             item.evidence, item.observed_at, item.expires_at = [], None, None
@@ -284,4 +285,5 @@ class Checklist:
         # A record's date-only date counts from 00:00 UTC (activities/fhir/prerequisites.py):
         # named in UTC, it reads as the date the record carries.
         day = moment.astimezone(UTC).date()
-        return f"{day:%b} {day.day}"
+        year = f", {day.year}" if day.year != workflow.now().year else ""
+        return f"{day:%b} {day.day}{year}"
