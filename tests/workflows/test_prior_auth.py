@@ -22,9 +22,11 @@ from workers.client import register_search_attributes
 from workflows.care import errors
 from workflows.care.models import EventKind
 from workflows.prior_auth.models import (
+    AddNote,
     Assign,
     AttachDocument,
     Cancel,
+    PriorAuthPolicy,
     StartAppeal,
     SubmitNow,
     WaivePrerequisite,
@@ -420,3 +422,34 @@ async def test_a_referral_waits_for_its_authorization_before_scheduling(
         assert told.references["authorization"] == case.case_id
         scheduled = await act(visit, ReferralWorkflow.mark_scheduled, booking)
         assert scheduled.stage == "scheduled"
+
+
+async def test_a_long_pend_goes_on_in_a_new_run_with_its_checklist(
+    time_skipping, client, engine, task_queue, ehr, ehr_url, payer_url, payer
+):
+    set_rules(payer, {"service": "72148", "action": "A4", "then": "A1", "days": 60})
+    record, _ = await mri_chart(time_skipping, ehr)
+    case = prior_auth_input(
+        record, [NOTES, THERAPY, COVERAGE], policy=PriorAuthPolicy(history_events=60)
+    )
+    async with running(client, engine, task_queue, ehr_url, payer_url):
+        handle = await open_case(client, task_queue, case)
+        pended = await settled(handle, lambda d: d.stage == "pended")
+        for day in range(12):
+            await handle.execute_update(
+                PriorAuthWorkflow.add_note, AddNote(actor=COORDINATOR, text=f"day {day}")
+            )
+            await time_skipping.sleep(timedelta(hours=6))
+        later = await handle.query(PriorAuthWorkflow.detail)
+        assert later.run > 1 and later.stage == "pended"
+        assert later.checklist == pended.checklist
+        assert later.due_at == pended.due_at  # recomputed from the moments carried
+
+        await handle.signal(
+            PriorAuthWorkflow.payer_decided, decide(payer, case.case_id, 1, action="A1")
+        )
+        approved = await settled(handle, lambda d: d.stage == "approved")
+        assert approved.counters["submissions"] == 1
+        assert [e.seq for e in case_trail(engine, case.case_id)] == list(
+            range(1, approved.events + 1)
+        )
