@@ -108,11 +108,18 @@ def intake(resource: dict[str, Any], linked: Linked) -> list[tuple[Pathway, Base
 
 
 async def linked_resources(fhir: FhirClient, resource: dict[str, Any]) -> dict[str, dict]:
-    """What an order's intake may need beyond the order: the Coverage it names, when it names
-    one. An unreadable Coverage is left out (the case checks coverage itself)."""
+    """What an order's intake may need beyond the order: the Coverage it names (as its insurance,
+    or in CRD's coverage information). A Coverage the EHR lacks is left out (the case checks
+    coverage itself)."""
     found = {}
-    for ref in resource.get("insurance") or []:
-        name = ref.get("reference") or ""
+    named = [ref.get("reference") or "" for ref in resource.get("insurance") or []]
+    for extension in resource.get("extension") or []:  # Da Vinci CRD's coverage information
+        named += [
+            (part.get("valueReference") or {}).get("reference") or ""
+            for part in extension.get("extension") or []
+            if part.get("url") == "coverage"
+        ]
+    for name in dict.fromkeys(named):
         if name.startswith("Coverage/"):
             try:
                 found[name] = await fhir.read(*name.split("/", 1))
