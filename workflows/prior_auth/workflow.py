@@ -118,6 +118,8 @@ class PriorAuthWorkflow:
             else:
                 await case.milestone(self.ladder(case.stage))
         if not case.closed:
+            # The Task written first: a run that ends with its write in flight leaves it behind.
+            await self.ehr.settled()
             await case.continue_as_new(self.next_run, ready=lambda: self.quiet)
         await self.ehr.settled()
         await case.settle(ready=lambda: self.quiet)
