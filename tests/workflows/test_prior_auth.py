@@ -22,7 +22,6 @@ from workers.client import register_search_attributes
 from workflows.care import errors
 from workflows.care.models import EventKind
 from workflows.prior_auth.models import (
-    AddNote,
     Assign,
     AttachDocument,
     Cancel,
@@ -55,6 +54,7 @@ from .prior_auth_kit import (
     open_case,
     open_referral,
     prior_auth_input,
+    read,
     received,
     running,
     set_rules,
@@ -435,12 +435,14 @@ async def test_a_long_pend_goes_on_in_a_new_run_with_its_checklist(
     async with running(client, engine, task_queue, ehr_url, payer_url):
         handle = await open_case(client, task_queue, case)
         pended = await settled(handle, lambda d: d.stage == "pended")
+        # EHR news about the order while it waits (signals: an update that lands while a run
+        # hands over to the next one can leave the time-skipping test server's clock locked).
         for day in range(12):
-            await handle.execute_update(
-                PriorAuthWorkflow.add_note, AddNote(actor=COORDINATOR, text=f"day {day}")
+            await handle.signal(
+                PriorAuthWorkflow.ehr_changed, EhrEvent(resource=f"Observation/o{day}")
             )
             await time_skipping.sleep(timedelta(hours=6))
-        later = await handle.query(PriorAuthWorkflow.detail)
+        later = await read(handle)
         assert later.run > 1 and later.stage == "pended"
         assert later.checklist == pended.checklist
         assert later.due_at == pended.due_at  # recomputed from the moments carried
