@@ -163,7 +163,7 @@ async def test_a_lab_that_expires_before_the_request_is_collected_again(
     now = await time_skipping.get_current_time()
     today = now.date()
     record = chart(ehr, today, code="74177")
-    taken = today - timedelta(days=27)  # counts 30 days from 00:00 UTC: until today + 3
+    taken = today - timedelta(days=25)  # counts 30 days from 00:00 UTC: until today + 5
     record.lab(taken)
     case = prior_auth_input(record, [CREATININE_LAB, NOTES, COVERAGE], code="74177")
     async with running(client, engine, task_queue, ehr_url, payer_url):
@@ -173,13 +173,24 @@ async def test_a_lab_that_expires_before_the_request_is_collected_again(
         collecting = await settled(handle, lambda d: statuses(d)[lab] == "met")
         assert statuses(collecting) == {lab: "met", "clinical_notes": "open", "coverage": "met"}
         item = next(i for i in collecting.checklist if i.name == lab)
-        assert item.expires_at == midnight(today + timedelta(days=3))
+        expiry = today + timedelta(days=5)
+        assert item.expires_at == midnight(expiry)
         assert item.owner == "cora"
 
-        # The lab goes stale on day 3, before the notes are in: it reopens, saying why.
-        await time_skipping.sleep(midnight(today + timedelta(days=3)) - now + timedelta(minutes=1))
+        # Three days before it goes stale, the owner is reminded.
+        await time_skipping.sleep(midnight(today + timedelta(days=2)) - now - timedelta(minutes=1))
+        assert EventKind.REMINDED not in kinds(await read(handle))
+        await time_skipping.sleep(timedelta(minutes=2))
+        warned = await settled(handle, lambda d: EventKind.REMINDED in kinds(d))
+        assert warned.timeline[-1].details == {
+            "prerequisite": lab,
+            "expires_at": midnight(expiry).isoformat(),
+        }
+
+        # The lab goes stale on day 5, before the notes are in: it reopens, saying why.
+        later = midnight(expiry) + timedelta(minutes=1)
+        await time_skipping.sleep(later - await time_skipping.get_current_time())
         stale = await settled(handle, lambda d: statuses(d)[lab] == "expired")
-        expiry = today + timedelta(days=3)
         item = next(i for i in stale.checklist if i.name == lab)
         assert item.note == (
             f"Lab result from {taken:%b} {taken.day} expired on {expiry:%b} {expiry.day}; "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.fhir.prerequisites import PrerequisiteActivities
     from workflows.care import queues
     from workflows.care.case import Case
-    from workflows.care.models import SYSTEM, Actor, ChecklistItem, EventKind
+    from workflows.care.models import SYSTEM, Actor, ChecklistItem, EventKind, Role, StaffNotice
     from workflows.prior_auth.calls import CALL_TIMEOUT, RETRY, patiently
     from workflows.prior_auth.models import UNDECIDED, PriorAuthInput
     from workflows.prior_auth.rules import Prerequisite, PrerequisiteKind
@@ -34,6 +34,9 @@ NOUNS = {
     PrerequisiteKind.CONSERVATIVE_THERAPY: "Conservative therapy",
     PrerequisiteKind.COVERAGE: "Coverage",
 }
+WARN, EXPIRE = "warn", "expire"
+# moments key: the expiry the owner was warned of (the web UI leaves "_seen" moments out).
+WARNED = "{}_warned_seen"
 ATTACHED = "attached:{}"  # references key: the documents attached for an item, comma-separated
 SUPPORTING = "attached"  # references key: documents attached for the request as a whole
 
@@ -229,21 +232,26 @@ class Checklist:
         return False
 
     async def _freshness(self) -> None:
-        """A durable timer on the first expiry among met items, while the request is undecided:
-        when it fires, the item reopens, the reason is recorded, and the EHR is asked again."""
+        """Durable timers on met items' evidence while the request is undecided: the owner is
+        warned `remind_before_expiry` days before it goes stale; when it does, the item reopens,
+        the reason is recorded, and the EHR is asked again."""
         while True:
             watched = self._watched()
-            if await self._until_first_expiry(watched):
+            if await self._until_first(watched):
                 now = workflow.now()
-                for name, at in watched:
+                for name, what, at in watched:
                     item = self.case.checklist[name]
-                    if at <= now and item.status == MET:
+                    if at > now or item.status != MET:
+                        continue
+                    if what == WARN:
+                        self._warn(item)
+                    else:
                         self._expire(item, item.observed_at, at)
                         self.check([name])
 
-    async def _until_first_expiry(self, watched: list[tuple[str, datetime]]) -> bool:
-        """Wait for the first expiry in `watched`; False if what is watched changed first."""
-        soonest = min((at for _, at in watched), default=None)
+    async def _until_first(self, watched: list[tuple[str, str, datetime]]) -> bool:
+        """Wait for the first moment in `watched`; False if what is watched changed first."""
+        soonest = min((at for _, _, at in watched), default=None)
         delay = soonest - workflow.now() if soonest else None
         if delay is not None and delay.total_seconds() <= 0:
             return True
@@ -253,14 +261,41 @@ class Checklist:
             return True
         return False
 
-    def _watched(self) -> list[tuple[str, datetime]]:
+    def _watched(self) -> list[tuple[str, str, datetime]]:
+        """(item, WARN or EXPIRE, when) for every met item whose evidence goes stale."""
         if self.case.stage not in UNDECIDED:
             return []
-        return [
-            (item.name, item.expires_at)
-            for item in self.items
-            if item.status == MET and item.expires_at is not None
-        ]
+        ahead = timedelta(days=self.input.policy.remind_before_expiry)
+        watched = []
+        for item in self.items:
+            if item.status != MET or item.expires_at is None:
+                continue
+            if self.case.moments.get(WARNED.format(item.name)) != item.expires_at:
+                watched.append((item.name, WARN, item.expires_at - ahead))
+            watched.append((item.name, EXPIRE, item.expires_at))
+        return watched
+
+    def _warn(self, item: ChecklistItem) -> None:
+        case = self.case
+        case.moments[WARNED.format(item.name)] = item.expires_at
+        summary = f"{item.title}: the evidence stops counting on {self._day(item.expires_at)}"
+        case.record(
+            EventKind.REMINDED,
+            SYSTEM,
+            f"Reminded {case.owner or 'the ' + case.team + ' team'}: {summary}",
+            details={"prerequisite": item.name, "expires_at": item.expires_at.isoformat()},
+        )
+        case.notify(
+            StaffNotice(
+                case_id=case.case_id,
+                kind=EventKind.REMINDED,
+                team=case.team,
+                role=Role.COORDINATOR,
+                user_id=case.owner,
+                message=f"Case {case.case_id}: a prerequisite goes stale soon; see the case",
+                due_at=item.expires_at,
+            )
+        )
 
     def _expire(self, item: ChecklistItem, observed: datetime | None, at: datetime | None) -> None:
         noun = NOUNS[self.rules[item.name].kind]

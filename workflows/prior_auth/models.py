@@ -65,6 +65,7 @@ class PriorAuthPolicy(BaseModel):
 
     collect_within: int = 5  # prerequisites on file and the request out
     remind_before: int = 1  # the owner is reminded this many business days before a deadline
+    remind_before_expiry: int = 3  # calendar days before a met prerequisite's evidence goes stale
     decide_appeal_within: int = 3  # after a denial: appeal or close
     appeal_within: int = 10  # an appeal's new request out (documents only)
     peer_to_peer_within: int = 5  # an appeal with a peer-to-peer review: held and resubmitted
