@@ -10,9 +10,11 @@ from sqlalchemy import Engine
 from activities.fhir.client import FhirClient
 from activities.fhir.evidence import EvidenceActivities
 from activities.fhir.intake import IntakeActivities
+from activities.fhir.prerequisites import PrerequisiteActivities
 from activities.fhir.task import TaskActivities
 from activities.ledger.anchor import Anchor
 from activities.ledger.append import LedgerActivities
+from activities.payer.pas import PayerActivities
 from activities.staff import StaffActivities
 from activities.triggers import TriggerActivities
 from workers.settings import get_settings
@@ -30,13 +32,18 @@ WORKFLOWS: list[type] = [
 
 
 def activities(
-    engine: Engine, fhir: FhirClient | None = None
+    engine: Engine, fhir: FhirClient | None = None, payer_url: str | None = None
 ) -> dict[QueueKind, list[Callable[..., Any]]]:
     """The activities of each task queue (the workflows name the queue of every call they make,
-    through workflows/care/queues.py)."""
+    through workflows/care/queues.py). `fhir` and `payer_url` stand in for the EHR and the payer
+    the settings name (tests point them at the sandboxes)."""
     settings = get_settings()
     fhir = fhir or FhirClient.from_settings(settings)
+    payer = PayerActivities(
+        fhir, payer_url or settings.payer_base_url, timeout=settings.payer_timeout_seconds
+    )
     evidence, tasks = EvidenceActivities(fhir), TaskActivities(fhir)
+    prerequisites = PrerequisiteActivities(fhir)
     intake = IntakeActivities(fhir, settings)
     staff = StaffActivities(engine)
     anchor = Anchor(settings.ledger_anchor_key)
@@ -51,6 +58,10 @@ def activities(
             evidence.documents_received,
             tasks.mirror_task,
             intake.detect_changes,
+            prerequisites.check,
+            # The payer's requests are built from the EHR's records: they share its queue.
+            payer.submit,
+            payer.inquire,
         ],
         # A staff notice is a message to a person: the inbox is its first channel, and the SMS
         # and email senders will join it here, throttled and scaled with their providers while

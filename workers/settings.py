@@ -13,8 +13,32 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from activities.ledger.anchor import DEVELOPMENT_KEY as DEV_ANCHOR_KEY
 from workers.codec import Keyring
 from workflows.care.calendar import BusinessCalendar
+from workflows.prior_auth.models import PriorAuthPolicy
+from workflows.prior_auth.rules import AuthorizationRule, Prerequisite, PrerequisiteKind
 from workflows.referral.models import ReferralPolicy
 from workflows.triggers.models import DEFAULT_RULES, TriggerRule
+
+# Which orders need prior authorization, and what must be on file first (PRIOR_AUTH_RULES, JSON).
+# A payer's own row (payer: its Organization id) wins over the any-payer row ("*").
+DEFAULT_PRIOR_AUTH_RULES = [
+    # MRI lumbar spine without contrast: recent notes, six weeks of conservative therapy, coverage.
+    AuthorizationRule(
+        service="72148",
+        prerequisites=[
+            Prerequisite(kind=PrerequisiteKind.CLINICAL_NOTES, within_days=30),
+            Prerequisite(kind=PrerequisiteKind.CONSERVATIVE_THERAPY, weeks=6),
+            Prerequisite(kind=PrerequisiteKind.COVERAGE),
+        ],
+    ),
+    # CT abdomen and pelvis with contrast: a creatinine (LOINC 2160-0) within 30 days, coverage.
+    AuthorizationRule(
+        service="74177",
+        prerequisites=[
+            Prerequisite(kind=PrerequisiteKind.LAB, within_days=30, codes=["2160-0"]),
+            Prerequisite(kind=PrerequisiteKind.COVERAGE),
+        ],
+    ),
+]
 
 DEV_SECRET = "followthrough-development-secret-change-me"
 DEV_NOTIFICATION_TOKEN = "followthrough-development-notification-token"
@@ -89,6 +113,10 @@ class Settings(BaseSettings):
     # default team. SNOMED 363679005 is imaging, 394579002 cardiology.
     team_routes: dict[str, str] = {"363679005": "imaging", "394579002": "cardiology"}
     referral_policy: ReferralPolicy = ReferralPolicy()
+    # Prior authorization: the rules table, the pathway's windows and the team that owns it.
+    prior_auth_rules: list[AuthorizationRule] = DEFAULT_PRIOR_AUTH_RULES
+    prior_auth_policy: PriorAuthPolicy = PriorAuthPolicy()
+    prior_auth_team: str = "authorizations"
 
     # The EHR, over FHIR R4: the sandbox by default; any R4 server by its base URL and auth
     # ("none", "bearer" with FHIR_BEARER_TOKEN, or "smart" Backend Services with SMART_*).

@@ -84,10 +84,11 @@ def build_worker(
     queues: Iterable[QueueKind] = tuple(QueueKind),
     tuning: WorkerTuning = WorkerTuning(),
     fhir: FhirClient | None = None,
+    payer_url: str | None = None,
 ) -> Workers:
     """Workers for the kinds of queue asked for (all by default) of the deployment whose task
-    queue is `task_queue`."""
-    by_queue = registry.activities(engine, fhir)
+    queue is `task_queue`; `fhir` and `payer_url` in place of the EHR and payer of the settings."""
+    by_queue = registry.activities(engine, fhir, payer_url)
     slots = {
         "max_concurrent_activities": tuning.max_concurrent_activities,
         "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.activity_task_pollers),

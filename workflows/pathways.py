@@ -5,9 +5,10 @@ from __future__ import annotations
 from functools import cache
 
 from workflows.care.pathway import Pathway
+from workflows.prior_auth.pathway import PATHWAY as PRIOR_AUTH
 from workflows.referral.pathway import PATHWAY as REFERRAL
 
-PATHWAYS: tuple[Pathway, ...] = (REFERRAL,)
+PATHWAYS: tuple[Pathway, ...] = (REFERRAL, PRIOR_AUTH)
 BY_TYPE = {pathway.case_type: pathway for pathway in PATHWAYS}
 BY_PREFIX = {pathway.id_prefix: pathway for pathway in PATHWAYS}
 

@@ -27,7 +27,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from workflows.referral.workflow import ReferralWorkflow
+from workflows.pathways import PATHWAYS
 
 HISTORIES = Path(__file__).parent / "histories"
 LEDGER_ACTIVITY = "append_ledger"
@@ -63,7 +63,7 @@ async def replayed_entries(path: Path) -> list[dict[str, Any]]:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     capture = _Capture()
     replayer = Replayer(
-        workflows=[ReferralWorkflow],
+        workflows=[pathway.workflow for pathway in PATHWAYS],
         data_converter=pydantic_data_converter,
         interceptors=[capture],
     )

@@ -1,4 +1,5 @@
-"""Record referral histories for the replay test: `python -m tests.workflows.record_histories`.
+"""Record histories for the replay test: `python -m tests.workflows.record_histories [VERSION]`
+(referral versions v1, v2, v3; prior-auth-v1 for the prior-authorization pathway).
 
 Run it when the referral pathway changes on purpose, and keep the old files too: cases started
 under the old code must still replay (guard changes with `workflow.patched`).
@@ -67,6 +68,10 @@ async def visit_and_report(
 
 
 async def record(version: str) -> Path:
+    if version.startswith("prior-auth-"):
+        from tests.workflows.prior_auth_history import record_prior_auth
+
+        return await record_prior_auth(HISTORIES / f"{version}.json", test_server())
     if version == "v3":
         return await record_continued()
     if version != "v1":

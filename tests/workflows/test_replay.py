@@ -1,4 +1,4 @@
-"""Every recorded referral history still replays on today's code (no non-determinism), and
+"""Every recorded history (referral, prior authorization) still replays on today's code (no non-determinism), and
 recomputes the very ledger entries it wrote: a wording change that passes the Replayer but would
 change a stored hash fails here, before a running case meets it as a ledger conflict."""
 
@@ -13,7 +13,12 @@ from tests.workflows.ledger_replay import HISTORIES, ledger_file, replayed_entri
 from workflows.care.chain import GENESIS, link
 from workflows.care.models import LedgerEntry
 
-RECORDED = sorted(p for p in HISTORIES.glob("referral-*.json") if ".ledger" not in p.suffixes)
+RECORDED = sorted(
+    p
+    for pattern in ("referral-*.json", "prior-auth-*.json")
+    for p in HISTORIES.glob(pattern)
+    if ".ledger" not in p.suffixes
+)
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=lambda p: p.stem)

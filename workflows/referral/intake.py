@@ -12,6 +12,7 @@ from workflows.care.orders import (
     team_for,
 )
 from workflows.care.pathway import Linked
+from workflows.prior_auth.intake import authorization_case
 from workflows.referral.models import Priority, ReferralInput
 
 ID_PREFIX = "referral"
@@ -30,4 +31,5 @@ def referral_input(resource: dict[str, Any], linked: Linked) -> ReferralInput:
         calendar=settings.calendar,
         policy=settings.referral_policy,
         ehr=settings.ehr_verification,
+        authorization=authorization_case(order, linked),
     )

@@ -97,6 +97,9 @@ class ReferralInput(BaseModel):
     ehr: bool = False
     # Set when the case continues as new: where the previous run left it.
     snapshot: CaseSnapshot | None = None
+    # The prior-authorization case of the same order, when it needs one: the visit is not
+    # scheduled before it is approved.
+    authorization: str | None = None
 
 
 class Channel(StrEnum):

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         EventKind,
         Role,
     )
+    from workflows.prior_auth.models import AuthorizationNews
     from workflows.referral.claims import Claims
     from workflows.referral.models import (
         CLOSED,
@@ -45,6 +46,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PATHWAY_VERSION = "2026.11"  # named in audit exports; bump when the protocol changes
+# The authorization's stages in which the visit may be scheduled.
+AUTHORIZED = {"approved", "delivered"}
 UNSUCCESSFUL = {
     OutreachOutcome.NO_ANSWER,
     OutreachOutcome.LEFT_MESSAGE,
@@ -81,6 +84,8 @@ class ReferralWorkflow:
         if order.snapshot:
             self.ehr.resume(order.snapshot)
         self.claims = Claims(self.case, self.ehr)
+        if order.authorization and order.snapshot is None:
+            self.case.references["authorization"] = order.authorization
 
     @workflow.run
     async def run(self, order: ReferralInput) -> CaseOutcome:
@@ -167,6 +172,7 @@ class ReferralWorkflow:
     @mark_scheduled.validator
     def _check_scheduled(self, action: MarkScheduled) -> None:
         self._check(action.actor, "mark the case scheduled", Stage.AWAITING_SCHEDULING)
+        self._check_authorized()
         self._check_ehr_idle()
         if action.appointment_at.tzinfo is None:
             raise errors.invalid("appointment_at needs a time zone offset")
@@ -272,9 +278,44 @@ class ReferralWorkflow:
         self.case.authorize(actor)
         self.case.require(action, *stages)
 
+    def _check_authorized(self) -> None:
+        """A visit that needs prior authorization is scheduled once it is approved."""
+        authorization = self.case.references.get("authorization")
+        if authorization is None:
+            return
+        stage = self.case.references.get("authorization_stage")
+        if stage not in AUTHORIZED:
+            said = f"is {stage}" if stage else "has no decision yet"
+            raise errors.not_allowed(
+                f"Prior authorization {authorization} {said}: schedule once it is approved"
+            )
+
     def _check_ehr_idle(self) -> None:
         if self.ehr.busy:
             raise errors.not_allowed("The last action is still being verified in the EHR")
+
+    @workflow.signal
+    def authorization_decided(self, news: AuthorizationNews) -> None:
+        """The order's prior authorization changed: approved, denied, lapsed, cancelled."""
+        case = self.case
+        if news.authorization != case.references.get("authorization", news.authorization):
+            workflow.logger.warning("News of another authorization ignored")
+            return
+        if case.closed or case.references.get("authorization_stage") == news.stage:
+            return
+        case.references["authorization"] = news.authorization
+        case.references["authorization_stage"] = news.stage
+        number = f" ({news.auth_number})" if news.auth_number else ""
+        case.record(
+            EventKind.NOTE,
+            SYSTEM,
+            f"Prior authorization {news.authorization} is {news.stage}{number}",
+            details={
+                "authorization": news.authorization,
+                "authorization_stage": news.stage,
+                "auth_number": news.auth_number or "",
+            },
+        )
 
     # -- the EHR ----------------------------------------------------------------------------------
 
