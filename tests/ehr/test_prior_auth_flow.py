@@ -132,7 +132,7 @@ def test_pended_then_approved_by_notification_before_the_referral_is_scheduled(
     ).raise_for_status()
     assert eventually(lambda: stage(auth_id) == "approved", timeout=30), claim
     approved = http.get(f"/api/v1/cases/{auth_id}", headers=admin).json()
-    assert approved["references"].get("authorization_number")
+    assert approved["references"].get("auth_number")
     assert "authorized_until" in approved["moments"]
 
     # The referral was told, and now it can be scheduled (verified against the EHR).
