@@ -110,6 +110,26 @@ def test_pended_then_approved_by_notification_before_the_referral_is_scheduled(
     assert {item["status"] for item in case["checklist"]} == {"met"}
     assert all(item["evidence"] and item["evidence"][0]["sha256"] for item in case["checklist"])
     [claim] = [c for c in payer_sandbox_http.get("/sandbox/claims").json() if auth_id in str(c)]
+    # The case page shows the checklist with its evidence.
+    pages = {}
+    for role in (Role.SUPERVISOR, Role.COORDINATOR):
+        token = ehr_stack.token("sara", role, "authorizations")["Authorization"].split()[1]
+        with httpx.Client(base_url=ehr_stack.base_url, cookies={"ft_session": token}) as browser:
+            pages[role] = browser.get(f"/cases/{auth_id}").text
+    supervisor_page = pages[Role.SUPERVISOR]
+    assert 'id="checklist"' in supervisor_page and "Verified" in supervisor_page
+    assert "6 weeks of documented conservative therapy" in supervisor_page
+    assert "Pended by payer" in supervisor_page
+    assert 'id="action-waive-prerequisite"' not in supervisor_page  # nothing to waive when pended
+    assert 'id="action-attach-document"' in pages[Role.COORDINATOR]
+    # Waiving is for supervisors (the declaration's roles, checked before the case is asked),
+    # and only while the request is being put together.
+    waive = {"prerequisite": "coverage", "reason": "Verified by phone with the plan"}
+    url = f"/api/v1/cases/{auth_id}/actions/waive-prerequisite"
+    coordinator = ehr_stack.token("cole", Role.COORDINATOR, "authorizations")
+    supervisor = ehr_stack.token("sara", Role.SUPERVISOR, "authorizations")
+    assert http.post(url, json=waive, headers=coordinator).status_code == 403
+    assert http.post(url, json=waive, headers=supervisor).status_code == 409
 
     # The referral cannot be scheduled while its authorization is pended.
     assert http.post(f"/api/v1/cases/{referral_id}/actions/assign", json={}, headers=ian).is_success
