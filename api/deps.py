@@ -6,6 +6,7 @@ bound for the rest of the request."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 import structlog
@@ -77,3 +78,25 @@ def require_role(*roles: Role):
 
 
 Caseworker = Annotated[Actor, require_role(Role.COORDINATOR, Role.SUPERVISOR, Role.ADMIN)]
+
+
+def integration_token(
+    credentials: HTTPAuthorizationCredentials | None,
+    settings: Settings,
+    *,
+    expected: str,
+    development: str,
+    variable: str,
+    who: str,
+) -> None:
+    """Check the bearer token an outside system (the EHR, a payer) sends with its notifications:
+    production refuses the development token or a short one."""
+    if settings.environment == "production" and (expected == development or len(expected) < 32):
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"Set {variable} (32+ characters)")
+    given = credentials.credentials if credentials else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"The {who} credential is missing or wrong",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

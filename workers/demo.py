@@ -1,5 +1,7 @@
 """Synthetic demo data for `make run`: an EHR with patients, orders, appointments and a report,
-whose notifications open the demo cases, and a few care-team actions on top.
+whose notifications open the demo cases, and a few care-team actions on top; orders that need
+prior authorization, with a payer that approves one, denies one and pends one (deciding it a
+little later), and one still missing a prerequisite.
 
 All names and ids here are made up; no real patient data.
 """
@@ -63,6 +65,52 @@ DEMO_ORDERS = [
 
 
 ORG_REF = {"reference": "Organization/demo-org"}
+CPT = "http://www.ama-assn.org/go/cpt"
+CRD = "http://hl7.org/fhir/us/davinci-crd/StructureDefinition/ext-coverage-information"
+
+
+def authorization_order(
+    order_id: str, patient: str, code: str, display: str, *, crd: bool = False
+) -> dict:
+    """An imaging order that needs prior authorization: by the rules table for its CPT code, or,
+    with `crd`, because the order says so (Da Vinci CRD coverage information)."""
+    order = service_request(order_id, patient, display, IMAGING)
+    order["code"] = {"coding": [{"system": CPT, "code": code, "display": display}], "text": display}
+    coverage = {"reference": f"Coverage/demo-cov-{patient}"}
+    order["insurance"] = [coverage]
+    if crd:
+        order["extension"] = [
+            {
+                "url": CRD,
+                "extension": [
+                    {"url": "coverage", "valueReference": coverage},
+                    {"url": "covered", "valueCode": "covered"},
+                    {"url": "pa-needed", "valueCode": "auth-needed"},
+                    {"url": "doc-needed", "valueCode": "clinical"},
+                    {"url": "date", "valueDate": datetime.now(UTC).date().isoformat()},
+                ],
+            }
+        ]
+    return order
+
+
+# Each decided as the payer sandbox is told in PAYER_RULES below.
+AUTHORIZATION_ORDERS = [
+    authorization_order("demo-pa-001", "demo-p4", "72148", "MRI lumbar spine without contrast"),
+    authorization_order("demo-pa-002", "demo-p1", "74177", "CT abdomen and pelvis with contrast"),
+    authorization_order("demo-pa-003", "demo-p3", "73721", "MRI knee without contrast", crd=True),
+    # No conservative therapy on file: its checklist waits for it.
+    authorization_order("demo-pa-004", "demo-p5", "72148", "MRI lumbar spine without contrast"),
+]
+PAYER_RULES = [
+    {"service": "72148", "action": "A1", "days": 60},
+    {
+        "service": "74177",
+        "action": "A3",
+        "reason": {"code": "NMN", "display": "Not medically necessary"},
+    },
+    {"service": "73721", "action": "A4", "then": "A1", "after_seconds": 90, "days": 90},
+]
 
 
 def demo_records(now: datetime) -> list[dict]:
@@ -107,12 +155,76 @@ def demo_records(now: datetime) -> list[dict]:
             ],
         }
 
+    def days_ago(days: float) -> str:
+        return (now - timedelta(days=days)).isoformat()
+
+    def coverage(patient: str) -> dict:
+        return {
+            "resourceType": "Coverage",
+            "id": f"demo-cov-{patient}",
+            "status": "active",
+            "beneficiary": {"reference": f"Patient/{patient}"},
+            "payor": [{"reference": "Organization/demo-payer"}],
+            "period": {
+                "start": days_ago(300)[:10],
+                "end": (now + timedelta(days=300)).date().isoformat(),
+            },
+        }
+
+    def note(nid: str, patient: str, age_days: float) -> dict:
+        return {
+            "resourceType": "DocumentReference",
+            "id": nid,
+            "status": "current",
+            "type": {"text": "Progress note"},
+            "subject": {"reference": f"Patient/{patient}"},
+            "date": days_ago(age_days),
+            "content": [{"attachment": {"contentType": "text/plain", "title": "Progress note"}}],
+        }
+
+    authorization_records = [
+        {"resourceType": "Organization", "id": "demo-payer", "name": "Lakeside Health Plan (demo)"},
+        *(coverage(p) for p in ("demo-p1", "demo-p3", "demo-p4", "demo-p5")),
+        note("demo-note-p4", "demo-p4", 10),
+        note("demo-note-p3", "demo-p3", 3),
+        note("demo-note-p5", "demo-p5", 6),
+        {
+            "resourceType": "Procedure",
+            "id": "demo-pt-p4",
+            "status": "completed",
+            "code": {"text": "Physical therapy"},
+            "subject": {"reference": "Patient/demo-p4"},
+            "performedPeriod": {"start": days_ago(70), "end": days_ago(14)},
+        },
+        {
+            "resourceType": "Observation",
+            "id": "demo-creatinine-p1",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "laboratory",
+                        }
+                    ]
+                }
+            ],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+            "subject": {"reference": "Patient/demo-p1"},
+            "effectiveDateTime": days_ago(5),
+            "valueQuantity": {"value": 0.9, "unit": "mg/dL"},
+        },
+    ]
+
     return [
         {"resourceType": "Organization", "id": "demo-org", "name": "Riverside Health (demo)"},
         {"resourceType": "Practitioner", "id": "dr-demo", "name": [{"family": "Demo"}]},
         *people,
         *places,
+        *authorization_records,
         *DEMO_ORDERS,
+        *AUTHORIZATION_ORDERS,
         # Booked by the care team; they will mark it scheduled in Followthrough.
         appointment("demo-a1", "demo-card-002", "demo-p2", now + timedelta(days=6), "booked"),
         # Booked directly in the EHR: the case notices by itself.
@@ -155,6 +267,9 @@ def seed_ehr(settings: Settings, now: datetime) -> list[dict]:
 
 def seed_demo(base_url: str, settings: Settings) -> int:
     """Fill the EHR, let its notifications open the cases, then act as the care team would."""
+    if settings.payer_base_url:  # how the payer sandbox decides the demo's requests
+        sandbox = settings.payer_base_url.removesuffix("/fhir")
+        httpx.put(f"{sandbox}/sandbox/rules", json=PAYER_RULES, timeout=30).raise_for_status()
     records = seed_ehr(settings, datetime.now(UTC))
     ehr = {"Authorization": f"Bearer {settings.fhir_notification_token}"}
     cora = {
@@ -199,4 +314,4 @@ def seed_demo(base_url: str, settings: Settings) -> int:
         )
         act("referral-demo-img-001", "assign", ian)
         act("referral-demo-img-001", "add-note", ian, text="Patient prefers afternoon slots")
-    return len(DEMO_ORDERS)
+    return len(DEMO_ORDERS) + 2 * len(AUTHORIZATION_ORDERS)  # a referral and its authorization

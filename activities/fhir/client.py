@@ -108,6 +108,16 @@ class FhirClient:
     async def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         return await self._json("GET", f"{resource_type}/{resource_id}", resource_type)
 
+    async def read_if_exists(self, reference: str) -> dict[str, Any] | None:
+        """The resource named "Type/id", or None when the EHR has no such resource."""
+        kind, _, rid = reference.partition("/")
+        try:
+            return await self.read(kind, rid)
+        except ApplicationError as err:
+            if err.type == NOT_FOUND:
+                return None
+            raise
+
     async def create(self, resource: dict[str, Any]) -> dict[str, Any]:
         kind = resource["resourceType"]
         return await self._json("POST", kind, kind, json=resource)

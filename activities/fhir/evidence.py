@@ -22,7 +22,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.fhir.client import FhirClient, parse
-from activities.fhir.failures import NOT_FOUND
 from activities.fhir.models import AppointmentCheck, DocumentsCheck, ReportCheck, Verdict
 from workflows.care.models import Evidence
 
@@ -65,15 +64,6 @@ class EvidenceActivities:
     def __init__(self, fhir: FhirClient) -> None:
         self.fhir = fhir
 
-    async def _read(self, reference: str) -> dict[str, Any] | None:
-        kind, _, rid = reference.partition("/")
-        try:
-            return await self.fhir.read(kind, rid)
-        except ApplicationError as err:
-            if err.type == NOT_FOUND:
-                return None
-            raise
-
     # -- scheduled ----------------------------------------------------------------------------
 
     @activity.defn(name="appointment_booked")
@@ -92,7 +82,7 @@ class EvidenceActivities:
         """A booked/arrived/fulfilled Appointment for the patient, linked to the order (basedOn)
         or not linked to any other order, starting today or later."""
         if check.appointment:
-            raw = await self._read(check.appointment)
+            raw = await self.fhir.read_if_exists(check.appointment)
             if raw is None:
                 return Verdict(verified=False, reason=f"{check.appointment} is not in the EHR")
             problem = self._appointment_problem(raw, check)
@@ -135,13 +125,13 @@ class EvidenceActivities:
         for it (the one named, else any found by a search on the order)."""
         evidence: list[Evidence] = []
         reasons: list[str] = []
-        order = await self._read(check.order)
+        order = await self.fhir.read_if_exists(check.order)
         if order is None:
             return Verdict(verified=False, reason=f"{check.order} is not in the EHR")
         if order.get("status") == "completed":
             evidence.append(evidence_of(order))
         if check.report:
-            report = await self._read(check.report)
+            report = await self.fhir.read_if_exists(check.report)
             problem = (
                 f"{check.report} is not in the EHR"
                 if report is None
@@ -194,7 +184,7 @@ class EvidenceActivities:
             if not reference.startswith("DocumentReference/"):
                 problems.append(f"{reference} is not a DocumentReference")
                 continue
-            raw = await self._read(reference)
+            raw = await self.fhir.read_if_exists(reference)
             if raw is None:
                 problems.append(f"{reference} is not in the EHR")
                 continue

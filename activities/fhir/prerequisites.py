@@ -23,7 +23,6 @@ from temporalio.exceptions import ApplicationError
 
 from activities.fhir.client import FhirClient, cap
 from activities.fhir.evidence import FILED_REPORT, evidence_of
-from activities.fhir.failures import NOT_FOUND
 from activities.fhir.models import PrerequisiteCheck, PrerequisiteFound
 from workflows.prior_auth.rules import Prerequisite, PrerequisiteKind
 
@@ -202,15 +201,6 @@ class PrerequisiteActivities:
                 checking = self._dated(check, now)
         return await _refusal_as_not_met(checking)
 
-    async def _read(self, reference: str) -> dict[str, Any] | None:
-        kind, _, rid = reference.partition("/")
-        try:
-            return await self.fhir.read(kind, rid)
-        except ApplicationError as err:
-            if err.type == NOT_FOUND:
-                return None
-            raise
-
     async def _dated(self, check: PrerequisiteCheck, now: datetime) -> PrerequisiteFound:
         """The freshest note, imaging report or lab result: of those the care team attached
         first, else of the patient's in the EHR."""
@@ -221,7 +211,7 @@ class PrerequisiteActivities:
         for reference in check.documents:
             if reference.partition("/")[0] not in {kind for kind, *_ in records.sources}:
                 continue  # attached for another prerequisite
-            raw = await self._read(reference)
+            raw = await self.fhir.read_if_exists(reference)
             if raw is None:
                 problems.append(f"{reference} is not in the EHR")
             elif not theirs(raw, check.patient):
@@ -293,7 +283,7 @@ class PrerequisiteActivities:
         """The named Coverage, else the patient's, in force on the service day (or today)."""
         day = check.service_date or now.date()
         if check.coverage:
-            named = await self._read(check.coverage)
+            named = await self.fhir.read_if_exists(check.coverage)
             if named is None:
                 return not_met(f"{check.coverage} is not in the EHR")
             candidates = [named]

@@ -8,7 +8,6 @@ with its own integration credential (FHIR_NOTIFICATION_TOKEN), not a person's to
 
 from __future__ import annotations
 
-import hmac
 import re
 from typing import Annotated, Any
 
@@ -22,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 from activities.fhir.client import FhirClient
 from activities.fhir.failures import NOT_FOUND
 from activities.fhir.intake import OrderIntake, Taken
-from api.deps import SettingsDep, TemporalDep
+from api.deps import SettingsDep, TemporalDep, integration_token
 from api.errors import problems
 from workers.settings import DEV_NOTIFICATION_TOKEN
 
@@ -43,20 +42,14 @@ def integration(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    if settings.environment == "production" and (
-        settings.fhir_notification_token == DEV_NOTIFICATION_TOKEN
-        or len(settings.fhir_notification_token) < 32
-    ):
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "Set FHIR_NOTIFICATION_TOKEN (32+ characters)"
-        )
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), settings.fhir_notification_token.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "The EHR integration credential is missing or wrong",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    integration_token(
+        credentials,
+        settings,
+        expected=settings.fhir_notification_token,
+        development=DEV_NOTIFICATION_TOKEN,
+        variable="FHIR_NOTIFICATION_TOKEN",
+        who="EHR integration",
+    )
 
 
 def fhir_client(request: Request, settings: SettingsDep) -> FhirClient:

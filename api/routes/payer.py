@@ -8,7 +8,6 @@ same one). A case that is gone is answered 202 too, so the payer does not retry 
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 import structlog
@@ -23,7 +22,7 @@ from activities.payer.response import (
     notification_type,
     parse_notification,
 )
-from api.deps import SettingsDep, TemporalDep
+from api.deps import SettingsDep, TemporalDep, integration_token
 from workers.settings import DEV_PAYER_NOTIFICATION_TOKEN
 
 router = APIRouter(prefix="/api/v1/payer", tags=["payer"])
@@ -41,20 +40,14 @@ def payer_integration(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    if settings.environment == "production" and (
-        settings.payer_notification_token == DEV_PAYER_NOTIFICATION_TOKEN
-        or len(settings.payer_notification_token) < 32
-    ):
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "Set PAYER_NOTIFICATION_TOKEN (32+ characters)"
-        )
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), settings.payer_notification_token.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "The payer's notification credential is missing or wrong",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    integration_token(
+        credentials,
+        settings,
+        expected=settings.payer_notification_token,
+        development=DEV_PAYER_NOTIFICATION_TOKEN,
+        variable="PAYER_NOTIFICATION_TOKEN",
+        who="payer's notification",
+    )
 
 
 @router.post(

@@ -19,6 +19,7 @@ from workflows.care.models import Role
 
 SECRET = "ehr-test-secret-" + uuid.uuid4().hex
 NOTIFY_TOKEN = "ehr-notify-" + uuid.uuid4().hex
+PAYER_TOKEN = "payer-notify-" + uuid.uuid4().hex
 
 
 @dataclass
@@ -48,7 +49,7 @@ async def close_cases(temporal_address: str, task_queue: str) -> None:
 
 
 @pytest.fixture(scope="package")
-def ehr_stack(temporal_address, ehr_url, tmp_path_factory) -> Iterator[EhrStack]:
+def ehr_stack(temporal_address, ehr_url, payer_url, tmp_path_factory) -> Iterator[EhrStack]:
     home = tmp_path_factory.mktemp("ehr-stack")
     port = dev.free_port()
     task_queue = f"ehr-{uuid.uuid4().hex[:8]}"
@@ -63,12 +64,20 @@ def ehr_stack(temporal_address, ehr_url, tmp_path_factory) -> Iterator[EhrStack]
         "FHIR_BASE_URL": ehr_url,
         "FHIR_NOTIFICATION_TOKEN": NOTIFY_TOKEN,
         "EHR_DETECTION_MINUTES": "0",  # the tests run detection themselves, when they mean to
+        "PAYER_BASE_URL": payer_url,
+        "PAYER_NOTIFICATION_TOKEN": PAYER_TOKEN,
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",  # where the payer sends its notifications
     }
     worker = dev.start_worker(env, home / "worker.log")
     api = dev.start_api(env, port, home / "api.log")
     try:
         dev.wait_for_http(f"http://127.0.0.1:{port}/healthz", api)
-        settings = Settings(jwt_secret=SECRET, environment="test", temporal_task_queue=task_queue)
+        settings = Settings(
+            jwt_secret=SECRET,
+            environment="test",
+            temporal_task_queue=task_queue,
+            payer_base_url=payer_url,
+        )
         yield EhrStack(f"http://127.0.0.1:{port}", ehr_url, temporal_address, task_queue, settings)
     finally:
         asyncio.run(close_cases(temporal_address, task_queue))
