@@ -8,7 +8,7 @@ its stages. A pathway's package (`workflows/<name>/pathway.py`) builds one `Path
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,17 @@ class StageInfo:
     label: str  # how people read it: "Awaiting scheduling"
     task: TaskState  # how the EHR reads it: FHIR Task status and businessStatus
     closed: bool = False
+
+
+def stages_of(
+    labels: Mapping[str, str], task_states: Mapping[str, TaskState], closed: Iterable[str]
+) -> dict[str, StageInfo]:
+    """A pathway's stages, from its labels, its Task readings and its closed stages."""
+    closed = set(closed)
+    return {
+        str(stage): StageInfo(label, task_states[stage], stage in closed)
+        for stage, label in labels.items()
+    }
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ stages, its actions, its deadlines."""
 from __future__ import annotations
 
 from workflows.care.actions import AddNote, Assign, Cancel
-from workflows.care.pathway import SUPERVISORS, ActionSpec, Pathway, StageInfo
+from workflows.care.pathway import SUPERVISORS, ActionSpec, Pathway, stages_of
 from workflows.prior_auth import models
 from workflows.prior_auth.intake import ID_PREFIX, prior_auth_input
 from workflows.prior_auth.models import (
@@ -35,9 +35,7 @@ PATHWAY = Pathway(
     title="Prior authorization",
     description="From an order that needs the payer's authorization to an approval used in time.",
     workflow=PriorAuthWorkflow,
-    stages={
-        stage: StageInfo(LABELS[stage], TASK_STATES[stage], stage in CLOSED) for stage in Stage
-    },
+    stages=stages_of(LABELS, TASK_STATES, CLOSED),
     actions=(
         ActionSpec("assign", "assign", Assign, "Claim or assign"),
         ActionSpec(

@@ -4,7 +4,7 @@ actions, its deadlines."""
 from __future__ import annotations
 
 from workflows.care.actions import AddNote, Assign, Cancel
-from workflows.care.pathway import ActionSpec, Pathway, StageInfo
+from workflows.care.pathway import ActionSpec, Pathway, stages_of
 from workflows.referral import models
 from workflows.referral.intake import ID_PREFIX, referral_input
 from workflows.referral.models import CLOSED, TASK_STATES, Stage
@@ -28,9 +28,7 @@ PATHWAY = Pathway(
     title="Referral",
     description="From an order to an appointment kept and its report back to the referrer.",
     workflow=ReferralWorkflow,
-    stages={
-        stage: StageInfo(LABELS[stage], TASK_STATES[stage], stage in CLOSED) for stage in Stage
-    },
+    stages=stages_of(LABELS, TASK_STATES, CLOSED),
     actions=(
         ActionSpec("assign", "assign", Assign, "Claim or assign"),
         ActionSpec(
