@@ -25,6 +25,8 @@ DEMO_USERS = {
     "cora": ("Cora", Role.COORDINATOR, "cardiology"),
     "ian": ("Ian", Role.COORDINATOR, "imaging"),
     "sam": ("Sam", Role.SUPERVISOR, "cardiology"),
+    "ada": ("Ada", Role.COORDINATOR, "authorizations"),
+    "sara": ("Sara", Role.SUPERVISOR, "authorizations"),
     "audrey": ("Audrey", Role.AUDITOR, None),
 }
 
