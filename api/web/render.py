@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from api.web import session
 from workers.settings import Settings
+from workflows import pathways
 from workflows.care.models import Actor, Role
 from workflows.pathways import stage_labels
 
@@ -22,6 +23,11 @@ templates = Jinja2Templates(directory=HERE / "templates")
 
 def stage_label(stage: str | None) -> str:
     return stage_labels().get(stage or "", (stage or "—").replace("_", " ").capitalize())
+
+
+def case_type_label(case_type: str | None) -> str:
+    pathway = pathways.BY_TYPE.get(case_type or "")
+    return pathway.title if pathway else (case_type or "").replace("_", " ").capitalize()
 
 
 def local_time(value: datetime | None, settings: Settings, fmt: str = "%b %d, %H:%M") -> str:
@@ -83,6 +89,7 @@ def page(
         "csrf_field": session.CSRF_FIELD,
         "settings": settings,
         "stage_label": stage_label,
+        "case_type_label": case_type_label,
         "local_time": lambda value, fmt="%b %d, %H:%M": local_time(value, settings, fmt),
         "due_in": due_in,
         "readable": lambda value: readable(value, settings),
