@@ -239,10 +239,11 @@ async def ledger_written(handle: WorkflowHandle) -> CaseDetail:
 
 
 async def settled(handle: WorkflowHandle, done, seconds: float = 10.0) -> CaseDetail:
-    """The case once `done(detail)` holds: checks and requests run beside the case."""
+    """The case once `done(detail)` holds (checks and requests run beside the case), and the
+    ledger has stored every event so far (entries land a few ms after the event)."""
     for _ in range(int(seconds / 0.05)):
         detail = await read(handle)
-        if done(detail):
+        if done(detail) and detail.ledger_pending == 0:
             return detail
         await asyncio.sleep(0.05)
     raise AssertionError(f"never settled: stage {detail.stage}, checklist {detail.checklist}")

@@ -19,9 +19,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.fhir.models import PrerequisiteCheck, PrerequisiteFound
     from activities.fhir.prerequisites import PrerequisiteActivities
     from workflows.care import queues
+    from workflows.care.calls import CALL_TIMEOUT, RETRY, patiently
     from workflows.care.case import Case
     from workflows.care.models import SYSTEM, Actor, ChecklistItem, EventKind, Role, StaffNotice
-    from workflows.prior_auth.calls import CALL_TIMEOUT, RETRY, patiently
     from workflows.prior_auth.models import UNDECIDED, PriorAuthInput
     from workflows.prior_auth.rules import Prerequisite, PrerequisiteKind
 

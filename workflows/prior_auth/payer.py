@@ -25,9 +25,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.payer.pas import PayerActivities
     from workflows.care import queues
+    from workflows.care.calls import CALL_TIMEOUT, RETRY, patiently
     from workflows.care.case import Case
     from workflows.care.models import SYSTEM, Actor, EventKind, Role, StaffNotice
-    from workflows.prior_auth.calls import CALL_TIMEOUT, RETRY, patiently
     from workflows.prior_auth.checklist import Checklist
     from workflows.prior_auth.models import PriorAuthInput, Stage
     from workflows.prior_auth.news import News

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.fhir.models import EhrEvent, Verdict
     from activities.payer.models import PasDecision
     from workflows.care import errors
+    from workflows.care.calls import WAITING_SINCE
     from workflows.care.case import Case
     from workflows.care.ehr import EhrLink
     from workflows.care.ladder import Step, escalate, remind
@@ -30,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
         Evidence,
         Role,
     )
-    from workflows.prior_auth.calls import WAITING_SINCE
     from workflows.prior_auth.checklist import Checklist
     from workflows.prior_auth.models import (
         ATTACHING,

@@ -1,4 +1,4 @@
-"""Calls that must get through: to the EHR and to the payer. They retry for as long as the other
+"""Calls that must get through, for any pathway: to the EHR, to a payer. They retry for as long as the other
 side is down, and the case says meanwhile that it is waiting, as the care kit's verification does
 (workflows/care/ehr.py)."""
 
