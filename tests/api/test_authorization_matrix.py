@@ -54,8 +54,9 @@ NOWHERE = "referral-t-nowhere00000"  # a case id no case has
 # ({nowhere}) and a route that must stay gone. Columns: the six people, then what each of the
 # five callers without a valid token gets (none, expired, wrong issuer, HS384, alg none).
 # Path parameters: {case_id} a cardiology case, {action} and {key} add-note, {operation} decode.
-# As it stands, a caller bound to one team is told 404 for a case nobody has and 403 for another
-# team's case: the answer tells whether a case exists.
+# A caller bound to one team hears the same of another team's case and of a case nobody has
+# (403, same words), so the answer never tells whether a case exists; auditors and admins, who
+# see every case, get 404 for one that does not exist.
 # fmt: off
 MATRIX: list[tuple[str, str, Any, Any, Any, Any, Any, Any, Any]] = [
     # method   path                                          coord coord' sup  sup' audit admin no-valid-token
@@ -66,20 +67,20 @@ MATRIX: list[tuple[str, str, Any, Any, Any, Any, Any, Any, Any]] = [
     # The queue: team-scoped callers get their own team's.
     ("GET",    "/api/v1/cases",                              200,  200,  200, 200, 200,  200,  401),
     ("GET",    "/api/v1/cases/{case_id}",                    200,  403,  200, 403, 200,  200,  401),
-    ("GET",    "/api/v1/cases/{nowhere}",                    404,  404,  404, 404, 404,  404,  401),
+    ("GET",    "/api/v1/cases/{nowhere}",                    403,  403,  403, 403, 404,  404,  401),
     ("POST",   "/api/v1/cases/{case_id}/actions/{action}",   200,  403,  200, 403, 403,  200,  401),
     # Auditors never act: refused for their role before the case is looked up.
-    ("POST",   "/api/v1/cases/{nowhere}/actions/{action}",   404,  404,  404, 404, 403,  404,  401),
+    ("POST",   "/api/v1/cases/{nowhere}/actions/{action}",   403,  403,  403, 403, 403,  404,  401),
     ("GET",    "/api/v1/cases/{case_id}/history",            200,  403,  200, 403, 200,  200,  401),
-    ("GET",    "/api/v1/cases/{nowhere}/history",            404,  404,  404, 404, 404,  404,  401),
+    ("GET",    "/api/v1/cases/{nowhere}/history",            403,  403,  403, 403, 404,  404,  401),
     ("GET",    "/api/v1/cases/{case_id}/patient",            200,  403,  200, 403, 200,  200,  401),
-    ("GET",    "/api/v1/cases/{nowhere}/patient",            404,  404,  404, 404, 404,  404,  401),
+    ("GET",    "/api/v1/cases/{nowhere}/patient",            403,  403,  403, 403, 404,  404,  401),
     ("GET",    "/api/v1/cases/{case_id}/audit",              200,  403,  200, 403, 200,  200,  401),
-    ("GET",    "/api/v1/cases/{nowhere}/audit",              404,  404,  404, 404, 404,  404,  401),
+    ("GET",    "/api/v1/cases/{nowhere}/audit",              403,  403,  403, 403, 404,  404,  401),
     ("GET",    "/api/v1/cases/{case_id}/audit/verify",       200,  403,  200, 403, 200,  200,  401),
-    ("GET",    "/api/v1/cases/{nowhere}/audit/verify",       404,  404,  404, 404, 404,  404,  401),
+    ("GET",    "/api/v1/cases/{nowhere}/audit/verify",       403,  403,  403, 403, 404,  404,  401),
     ("GET",    "/api/v1/cases/{case_id}/proof",              200,  403,  200, 403, 200,  200,  401),
-    ("GET",    "/api/v1/cases/{nowhere}/proof",              404,  404,  404, 404, 404,  404,  401),
+    ("GET",    "/api/v1/cases/{nowhere}/proof",              403,  403,  403, 403, 404,  404,  401),
     ("GET",    "/api/v1/pathways",                           200,  200,  200, 200, 200,  200,  401),
     # Everyone's own inbox: addressed to them, or to their role in their team.
     ("GET",    "/api/v1/notifications",                      200,  200,  200, 200, 200,  200,  401),
@@ -110,10 +111,10 @@ MATRIX: list[tuple[str, str, Any, Any, Any, Any, Any, Any, Any]] = [
     ("GET",    "/queue",                                     200,  200,  200, 200, 200,  200,  SIGN_IN),
     ("GET",    "/queue/rows",                                200,  200,  200, 200, 200,  200,  SIGN_IN),
     ("GET",    "/cases/{case_id}",                           200,  403,  200, 403, 200,  200,  SIGN_IN),
-    ("GET",    "/cases/{nowhere}",                           404,  404,  404, 404, 404,  404,  SIGN_IN),
+    ("GET",    "/cases/{nowhere}",                           403,  403,  403, 403, 404,  404,  SIGN_IN),
     ("POST",   "/cases/{case_id}/actions/{key}",             TO_CASE, 403, TO_CASE, 403, 403, TO_CASE, SIGN_IN),
     # The auditor's refusal is for the role; the page then shows that no such case exists.
-    ("POST",   "/cases/{nowhere}/actions/{key}",             404,  404,  404, 404, 404,  404,  SIGN_IN),
+    ("POST",   "/cases/{nowhere}/actions/{key}",             403,  403,  403, 403, 404,  404,  SIGN_IN),
     ("GET",    "/supervisor",                                403,  403,  200, 200, 403,  200,  SIGN_IN),
     # Another team's supervisor gets the page, each case in it refused (see below).
     ("POST",   "/supervisor/reassign",                       403,  403,  200, 200, 403,  200,  SIGN_IN),
@@ -312,3 +313,29 @@ def test_another_teams_supervisor_reassigns_nothing(world: World) -> None:
 def test_credentials_are_checked_before_the_body(world: World, path: str) -> None:
     # No token and no body: the answer is about the credential, not about the missing body.
     assert world.http.post(world.path(path)).status_code == 401
+
+
+SCOPED_ELSEWHERE = ("coordinator_elsewhere", "supervisor_elsewhere")
+CASE_ROUTES = [(method, path) for method, path, *_ in MATRIX if "{nowhere}" in path]
+
+
+def said(answer: httpx.Response) -> str:
+    """The reason given: the API's detail, or the web page's alert."""
+    if answer.headers["content-type"].startswith("application/json"):
+        return str(answer.json()["detail"])
+    found = re.search(r'role="alert">([^<]*)<', answer.text)
+    return found[1] if found else answer.text
+
+
+@pytest.mark.parametrize("caller", SCOPED_ELSEWHERE)
+@pytest.mark.parametrize(("method", "path"), CASE_ROUTES)
+def test_another_teams_case_answers_as_a_case_nobody_has(
+    world: World, method: str, path: str, caller: str
+) -> None:
+    nobodys = world.call(method, path, caller)
+    other_teams = world.call(method, path.replace("{nowhere}", "{case_id}"), caller)
+    assert (other_teams.status_code, said(other_teams).replace(world.case_id, NOWHERE)) == (
+        nobodys.status_code,
+        said(nobodys),
+    )
+    assert "cardiology" not in said(other_teams)  # nor which team the case is in
