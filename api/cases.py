@@ -101,15 +101,30 @@ async def _held_because(client: Client, handle: WorkflowHandle) -> str | None:
     return str(decoded)[:500]
 
 
+SEE_EVERY_CASE = (Role.AUDITOR, Role.ADMIN)
+
+
+def outside_team(actor: Actor, case_id: str) -> HTTPException:
+    """What a caller bound to one team hears of another team's case, and of a case nobody has:
+    the same status and words, so the answer never tells whether a case exists elsewhere."""
+    return HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        f"You can see team {actor.team}'s cases only; {case_id} is not one of them",
+    )
+
+
 def authorize_read(actor: Actor, case: CaseDetail) -> None:
-    if actor.role in (Role.AUDITOR, Role.ADMIN):
-        return
-    if actor.team != case.team:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"This case belongs to team {case.team}")
+    if actor.role not in SEE_EVERY_CASE and actor.team != case.team:
+        raise outside_team(actor, case.case_id)
 
 
 async def read_case(client: Client, case_id: str, actor: Actor) -> CaseDetail:
-    case = await query_case(client, case_id)
+    try:
+        case = await query_case(client, case_id)
+    except HTTPException as err:
+        if err.status_code == status.HTTP_404_NOT_FOUND and actor.role not in SEE_EVERY_CASE:
+            raise outside_team(actor, case_id) from None
+        raise
     authorize_read(actor, case)
     return case
 
@@ -132,6 +147,10 @@ async def act(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"The {actor.role.value} role may not {spec.title.lower()}"
         )
+    if actor.role not in SEE_EVERY_CASE:
+        # The case refuses another team itself, but only after the server has told whether the
+        # case exists; reading it first answers another team's case and a missing one alike.
+        await read_case(client, case_id, actor)
     update = spec.update
     try:
         payload = spec.model.model_validate({**body, "actor": actor})

@@ -22,10 +22,10 @@ Auditor = Annotated[Actor, require_role(Role.AUDITOR, Role.ADMIN)]
 def readable_trail(engine, case_id: str, actor: Actor, view: str) -> list[audit.AuditEvent]:
     """The case's ledger, for auditors and for the owning team; the read itself is logged."""
     trail = audit.case_trail(engine, case_id)
+    if actor.role not in cases.SEE_EVERY_CASE and (not trail or actor.team != trail[0].team):
+        raise cases.outside_team(actor, case_id)
     if not trail:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No audit trail for case {case_id}")
-    if actor.role not in (Role.AUDITOR, Role.ADMIN) and actor.team != trail[0].team:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"This case belongs to team {trail[0].team}")
     audit.record_access(
         engine, actor, case_id, view, structlog.contextvars.get_contextvars().get("request_id")
     )

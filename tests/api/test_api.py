@@ -153,11 +153,13 @@ def test_care_team_actions_and_their_errors(http, cora, ian, audrey, sam, open_c
         http.post(f"{url}/actions/add-note", json={"text": "hi"}, headers=audrey).status_code == 403
     )
     assert http.post(f"{url}/actions/fly", json={}, headers=cora).status_code == 404
+    # A case nobody has answers as another team's would, to anyone who sees one team's cases.
     assert (
         http.post("/api/v1/cases/referral-nope/actions/assign", json={}, headers=cora).status_code
-        == 404
+        == 403
     )
-    assert http.get("/api/v1/cases/referral-nope", headers=cora).status_code == 404
+    assert http.get("/api/v1/cases/referral-nope", headers=cora).status_code == 403
+    assert http.get("/api/v1/cases/referral-nope", headers=audrey).status_code == 404
 
     claimed = http.post(f"{url}/actions/assign", json={}, headers=cora)
     assert claimed.status_code == 200

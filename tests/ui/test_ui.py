@@ -134,7 +134,7 @@ async def test_a_coordinator_cannot_open_another_teams_case(stack, sign_in) -> N
     page = await sign_in("cora")
     response = await page.goto(f"/cases/{case_id}")
     assert response is not None and response.status == 403
-    await expect(page.get_by_role("alert")).to_contain_text("belongs to team imaging")
+    await expect(page.get_by_role("alert")).to_contain_text("team cardiology's cases only")
     await expect(page.locator("form.action")).to_have_count(0)
 
 
