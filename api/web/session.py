@@ -3,9 +3,11 @@
 The session cookie holds a JWT the API also accepts as a bearer token (HttpOnly, SameSite=Lax,
 Secure outside development and test). It lives SESSION_MINUTES and is renewed by the pages while
 in use, up to SESSION_MAX_HOURS after sign-in: signing out removes it, and a copy taken before
-is dead within minutes, not hours. CSRF is a signed double-submit token: a random nonce plus its
-HMAC under CSRF_SECRET (a key of its own), kept in its own HttpOnly cookie and rendered into
-every form (htmx sends it as a header). A request that changes something must carry both.
+is dead within minutes, not hours. CSRF is a signed double-submit token: a random nonce plus an
+HMAC under CSRF_SECRET (a key of its own) over the nonce and the session it was issued to (the
+user and their sign-in time, which a renewal keeps; no session before sign-in), kept in its own
+HttpOnly cookie and rendered into every form (htmx sends it as a header). A request that changes
+something must carry both, signed for the session it comes with; signing out clears both.
 A sign-in through the identity provider keeps its state, nonce and PKCE verifier in a cookie
 signed with the same key, for ten minutes.
 """
@@ -77,7 +79,46 @@ def start_session(
 
 
 def clear_session(response: Response) -> None:
+    """Sign out: the session and its CSRF token go together."""
     response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+
+
+def _live_session(request: Request, settings: Settings) -> tuple[Actor, datetime, int] | None:
+    """The session this request carries, if it is ours and live: who, since when, expiry."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        actor = read_token(settings, token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except (InvalidToken, jwt.PyJWTError):
+        return None
+    signed_in_at = datetime.fromtimestamp(claims.get("auth_time", claims["iat"]), UTC)
+    if datetime.now(UTC) - signed_in_at > timedelta(hours=settings.session_max_hours):
+        return None
+    return actor, signed_in_at, claims["exp"]
+
+
+def _csrf_holder(request: Request, settings: Settings) -> tuple[str, int]:
+    """Whom a CSRF token is for: the session's user and sign-in time (both kept by a renewal,
+    so its forms stay valid), or nobody before sign-in."""
+    live = _live_session(request, settings)
+    if live is None:
+        return "", 0
+    actor, signed_in_at, _ = live
+    return actor.user_id, int(signed_in_at.timestamp())
+
+
+def _sign_csrf(settings: Settings, nonce: str, holder: tuple[str, int]) -> str:
+    message = json.dumps(["csrf", nonce, *holder], separators=(",", ":"))
+    digest = hmac.new(settings.csrf_secret.encode(), message.encode(), hashlib.sha256)
+    return f"{nonce}.{digest.hexdigest()}"
+
+
+def _csrf_signed_for(settings: Settings, token: str, holder: tuple[str, int]) -> bool:
+    nonce = token.split(".", 1)[0]
+    return bool(nonce) and hmac.compare_digest(token, _sign_csrf(settings, nonce, holder))
 
 
 def _sign(settings: Settings, nonce: str) -> str:
@@ -122,14 +163,15 @@ def forget_sign_in(response: Response) -> None:
 
 
 def csrf_token(request: Request, settings: Settings) -> str:
-    """The CSRF token for this browser: the cookie's, if it is one we signed, else a new one."""
+    """The CSRF token for this browser: the cookie's, if we signed it for this request's session,
+    else a new one for it."""
+    holder = _csrf_holder(request, settings)
     current = request.cookies.get(CSRF_COOKIE, "")
-    nonce = current.split(".", 1)[0]
-    if nonce and hmac.compare_digest(current, _sign(settings, nonce)):
+    if _csrf_signed_for(settings, current, holder):
         return current
     token = getattr(request.state, "new_csrf", None)
     if token is None:
-        token = _sign(settings, secrets.token_urlsafe(24))
+        token = _sign_csrf(settings, secrets.token_urlsafe(24), holder)
         request.state.new_csrf = token
     return token
 
@@ -153,19 +195,16 @@ def remember_csrf(request: Request, response: Response, settings: Settings) -> N
 
 
 async def check_csrf(request: Request, settings: SettingsDep) -> None:
-    """Refuse a state-changing request whose form field or header does not match the cookie."""
+    """Refuse a state-changing request whose form field or header does not match the cookie, or
+    whose cookie was not signed for the session the request comes with."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = request.headers.get(CSRF_HEADER)
     if sent is None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else ""
-    nonce = cookie.split(".", 1)[0]
-    if not (
-        nonce
-        and hmac.compare_digest(cookie, _sign(settings, nonce))
-        and hmac.compare_digest(sent, cookie)
-    ):
+    holder = _csrf_holder(request, settings)
+    if not (_csrf_signed_for(settings, cookie, holder) and hmac.compare_digest(sent, cookie)):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "This form has expired or did not come from this site; reload the page and try again",
@@ -173,18 +212,11 @@ async def check_csrf(request: Request, settings: SettingsDep) -> None:
 
 
 def page_user(request: Request, settings: SettingsDep) -> Actor:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
+    live = _live_session(request, settings)
+    if live is None:
         raise SignInRequired()
-    try:
-        actor = read_token(settings, token)
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except (InvalidToken, jwt.PyJWTError):
-        raise SignInRequired() from None
-    signed_in_at = datetime.fromtimestamp(claims.get("auth_time", claims["iat"]), UTC)
-    if datetime.now(UTC) - signed_in_at > timedelta(hours=settings.session_max_hours):
-        raise SignInRequired()
-    if claims["exp"] - time.time() < settings.session_minutes * 30:  # past half its life
+    actor, signed_in_at, expires = live
+    if expires - time.time() < settings.session_minutes * 30:  # past half its life
         request.state.renew_session = (actor, signed_in_at)
     structlog.contextvars.bind_contextvars(user_id=actor.user_id, role=actor.role.value)
     return actor

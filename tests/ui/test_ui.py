@@ -183,12 +183,59 @@ async def test_the_supervisor_reassigns_in_bulk_and_sees_the_dashboard(stack, si
     await page.screenshot(path=SHOTS / "dashboard.png", full_page=True)
 
 
-async def test_forms_without_the_csrf_token_are_refused(stack) -> None:
-    token = stack.token("cora", Role.COORDINATOR, "cardiology")["Authorization"].split()[1]
+CSRF_IN_PAGE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+async def signed_in(http: httpx.AsyncClient, user: str) -> str:
+    """Sign in through the demo sign-in page, as a browser does; the CSRF token pages now carry."""
+    form = await http.get("/signin")
+    answer = await http.post(
+        "/signin", data={"user": user, "csrf_token": CSRF_IN_PAGE.search(form.text)[1]}
+    )
+    assert answer.status_code == 303, answer.text
+    queue = await http.get("/queue")
+    return CSRF_IN_PAGE.search(queue.text)[1]
+
+
+async def test_a_form_is_taken_only_with_the_csrf_token_of_its_own_session(stack) -> None:
     case_id = await open_case(stack)
-    async with httpx.AsyncClient(base_url=stack.base_url, cookies={"ft_session": token}) as http:
-        response = await http.post(f"/cases/{case_id}/actions/claim", data={})
-    assert response.status_code == 403
+    claim = f"/cases/{case_id}/actions/claim"
+    admin = stack.token("ada", Role.ADMIN)
+    async with (
+        httpx.AsyncClient(base_url=stack.base_url, timeout=30) as cora,
+        httpx.AsyncClient(base_url=stack.base_url, timeout=30) as ian,
+    ):
+        token = await signed_in(cora, "cora")
+        assert cora.cookies["ft_csrf"] == token
+        ians = await signed_in(ian, "ian")
+        session = cora.cookies["ft_session"]
+
+        async def claim_with(cookie: str | None, sent: str | None) -> int:
+            cookies = {"ft_session": session} | ({"ft_csrf": cookie} if cookie else {})
+            form = {"csrf_token": sent} if sent is not None else {}
+            async with httpx.AsyncClient(base_url=stack.base_url, cookies=cookies) as http:
+                return (await http.post(claim, data=form)).status_code
+
+        forged = token.split(".")[0] + "." + "0" * 64
+        assert await claim_with(None, None) == 403  # no token at all
+        assert await claim_with(forged, forged) == 403  # not our signature
+        assert await claim_with(ians, ians) == 403  # Ian's, with Cora's session
+        assert await claim_with(token, ians) == 403  # the form's is not the cookie's
+        detail = await cora.get(f"/api/v1/cases/{case_id}", headers=admin)
+        assert detail.json()["owner"] is None
+
+        # Signed out, the token goes with the session; signed in again, the old one is dead.
+        out = await cora.post("/signout", data={"csrf_token": token})
+        assert out.status_code == 303
+        assert "ft_csrf" not in cora.cookies and "ft_session" not in cora.cookies
+        assert (await cora.post(claim, data={"csrf_token": token})).status_code == 403
+        fresh = await signed_in(cora, "cora")
+        assert (await cora.post(claim, data={"csrf_token": token})).status_code == 403
+
+        claimed = await cora.post(claim, data={"csrf_token": fresh})
+        assert claimed.status_code == 303, claimed.text
+        detail = await cora.get(f"/api/v1/cases/{case_id}", headers=admin)
+        assert detail.json()["owner"] == "cora"
 
 
 async def test_no_serious_accessibility_violations(stack, sign_in) -> None:

@@ -7,12 +7,14 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.staff import StaffNoticeRecord
 from tests.conftest import eventually
-from workflows.care import search
+from workflows.care import errors, search
 from workflows.care.models import EventKind
 from workflows.referral.models import (
     AddNote,
@@ -38,6 +40,7 @@ from .referral_kit import (
     SUPERVISOR,
     act,
     close_of_business,
+    ledger_written,
     open_referral,
     referral_input,
     running,
@@ -49,11 +52,30 @@ def kinds(detail) -> list[EventKind]:
     return [event.kind for event in detail.timeline]
 
 
-async def rejected(handle, update, action) -> ApplicationError:
+async def rejected(handle, update, action, error_type: str) -> ApplicationError:
+    """The case's refusal of an action, of the kind named (errors.FORBIDDEN, ...): an action
+    the workflow could not even decode fails too, but as another type."""
     with pytest.raises(WorkflowUpdateFailedError) as failure:
         await handle.execute_update(update, action)
-    assert isinstance(failure.value.cause, ApplicationError)
-    return failure.value.cause
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == error_type, cause
+    return cause
+
+
+# The time-skipping server also records the workflow task that ran a rejected update's validator
+# (newer servers drop it); anything else in the history is something the case did.
+BOOKKEEPING = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+}
+
+
+async def recorded(handle) -> int:
+    """How many events the case's history holds beyond workflow-task bookkeeping."""
+    events = (await handle.fetch_history()).events
+    return sum(event.event_type not in BOOKKEEPING for event in events)
 
 
 async def test_scheduled_on_day_three_then_completed(time_skipping, client, engine, task_queue):
@@ -160,12 +182,12 @@ async def test_documents_received_in_any_open_stage(time_skipping, client, engin
 
         with pytest.raises(ValueError):
             RecordDocuments(actor=COORDINATOR, documents=["Patient/p1"])
-        refused = await rejected(
+        await rejected(
             handle,
             ReferralWorkflow.record_documents,
             RecordDocuments(actor=OUTSIDER, documents=letters),
+            errors.FORBIDDEN,
         )
-        assert refused.type == "Forbidden"
         await handle.execute_update(
             ReferralWorkflow.cancel, Cancel(actor=COORDINATOR, reason="Order withdrawn")
         )
@@ -173,6 +195,7 @@ async def test_documents_received_in_any_open_stage(time_skipping, client, engin
             handle,
             ReferralWorkflow.record_documents,
             RecordDocuments(actor=COORDINATOR, documents=letters),
+            errors.ACTION_NOT_ALLOWED,
         )
         assert "no more actions" in closed.message
 
@@ -239,19 +262,22 @@ async def test_actions_that_do_not_fit_are_rejected_without_trace(
             handle,
             ReferralWorkflow.mark_completed,
             MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r9"),
+            errors.ACTION_NOT_ALLOWED,
         )
-        assert wrong_stage.type == "ActionNotAllowed"
         assert "unassigned" in wrong_stage.message
-        other_team = await rejected(handle, ReferralWorkflow.assign, Assign(actor=OUTSIDER))
-        assert other_team.type == "Forbidden"
-        auditor = await rejected(
-            handle, ReferralWorkflow.add_note, AddNote(actor=AUDITOR, text="looks fine")
+        await rejected(handle, ReferralWorkflow.assign, Assign(actor=OUTSIDER), errors.FORBIDDEN)
+        await rejected(
+            handle,
+            ReferralWorkflow.add_note,
+            AddNote(actor=AUDITOR, text="looks fine"),
+            errors.FORBIDDEN,
         )
-        assert auditor.type == "Forbidden"
-        not_supervisor = await rejected(
-            handle, ReferralWorkflow.assign, Assign(actor=COORDINATOR, owner="omar")
+        await rejected(
+            handle,
+            ReferralWorkflow.assign,
+            Assign(actor=COORDINATOR, owner="omar"),
+            errors.FORBIDDEN,
         )
-        assert not_supervisor.type == "Forbidden"
 
         after = await handle.query(ReferralWorkflow.detail)
         assert after.timeline == before.timeline
@@ -273,9 +299,22 @@ async def test_actions_that_do_not_fit_are_rejected_without_trace(
 async def test_cancel_closes_the_case(time_skipping, client, engine, task_queue):
     async with running(client, engine, task_queue):
         handle = await open_referral(client, task_queue)
-        await rejected(
-            handle, ReferralWorkflow.cancel, Cancel.model_construct(actor=COORDINATOR, reason="")
-        )
+        before = await ledger_written(handle)
+        events = await recorded(handle)
+        # Another team's coordinator and an auditor may not cancel it; nothing is recorded.
+        why = [(OUTSIDER, "belongs to team cardiology"), (AUDITOR, "auditor role cannot act")]
+        for stranger, reason in why:
+            refused = await rejected(
+                handle,
+                ReferralWorkflow.cancel,
+                Cancel(actor=stranger, reason="Patient moved out of area"),
+                errors.FORBIDDEN,
+            )
+            assert reason in refused.message
+        after = await handle.query(ReferralWorkflow.detail)
+        assert (after.stage, after.timeline) == ("unassigned", before.timeline)
+        assert await recorded(handle) == events
+
         cancelled = await act(
             handle,
             ReferralWorkflow.cancel,
@@ -283,7 +322,21 @@ async def test_cancel_closes_the_case(time_skipping, client, engine, task_queue)
         )
         assert cancelled.stage == "cancelled" and cancelled.closed
         assert cancelled.task.status == "cancelled"
-        assert (await handle.result()).stage == "cancelled"
+        outcome = await handle.result()
+        assert outcome.stage == "cancelled"
+
+        # Cancelled, the case has completed: the server refuses a second cancel (the API answers
+        # 409, closed), the case still reads as cancelled, and nothing more is recorded.
+        final = await handle.query(ReferralWorkflow.detail)
+        events = await recorded(handle)
+        with pytest.raises(RPCError) as refused:
+            await handle.execute_update(
+                ReferralWorkflow.cancel, Cancel(actor=COORDINATOR, reason="Cancelled twice")
+            )
+        assert refused.value.status == RPCStatusCode.NOT_FOUND
+        assert await handle.query(ReferralWorkflow.detail) == final
+        assert await handle.result() == outcome
+        assert await recorded(handle) == events
 
 
 async def test_outreach_until_unreachable_or_declined(time_skipping, client, engine, task_queue):
