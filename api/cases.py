@@ -147,10 +147,6 @@ async def act(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"The {actor.role.value} role may not {spec.title.lower()}"
         )
-    if actor.role not in SEE_EVERY_CASE:
-        # The case refuses another team itself, but only after the server has told whether the
-        # case exists; reading it first answers another team's case and a missing one alike.
-        await read_case(client, case_id, actor)
     update = spec.update
     try:
         payload = spec.model.model_validate({**body, "actor": actor})
@@ -166,12 +162,14 @@ async def act(
         await handle.execute_update(update, payload, result_type=ActionAck)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
+        if isinstance(cause, ApplicationError) and errors.OTHER_TEAM in cause.details:
+            raise outside_team(actor, case_id) from None  # as for a case that does not exist
         if isinstance(cause, ApplicationError) and cause.type in STATUS_FOR:
             raise HTTPException(STATUS_FOR[cause.type], cause.message) from None
         raise
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise await _not_running(client, case_id) from None
+            raise await _not_running(client, case_id, actor) from None
         raise
     return await query_case(client, case_id)
 
@@ -183,15 +181,21 @@ def _pathway(case_id: str) -> Pathway:
     return pathway
 
 
-async def _not_running(client: Client, case_id: str) -> HTTPException:
+async def _not_running(client: Client, case_id: str, actor: Actor) -> HTTPException:
     """Why an action found no running case: closed (409) or unknown (404). Told from the case's
-    described status, not from the server's wording, which differs between Temporal servers."""
+    described status, not from the server's wording, which differs between Temporal servers. A
+    caller bound to one team hears the same of another team's case as of a case nobody has."""
+    scoped = actor.role not in SEE_EVERY_CASE
     try:
         described = await client.get_workflow_handle(case_id).describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
+            if scoped:
+                return outside_team(actor, case_id)
             return HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}")
         raise
+    if scoped and described.typed_search_attributes.get(search.OWNER_TEAM) != actor.team:
+        return outside_team(actor, case_id)
     if described.status != WorkflowExecutionStatus.RUNNING:
         return HTTPException(
             status.HTTP_409_CONFLICT, "The case is closed; no more actions are accepted"

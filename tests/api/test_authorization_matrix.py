@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -152,6 +152,7 @@ class World:
     case_id: str  # team cardiology's
     reassigned_id: str  # team cardiology's, for the supervisors' bulk reassignment
     csrf: str
+    csrf_by_session: dict[str | None, str] = field(default_factory=dict)
 
     def path(self, template: str) -> str:
         return template.format(
@@ -176,12 +177,25 @@ class World:
         if method == "POST" and path.startswith(API_PATHS):
             kwargs["json"] = self.body(route)
         elif method == "POST":
-            cookies["ft_csrf"] = self.csrf
-            kwargs["data"] = {"csrf_token": self.csrf, **self.form(route)}
+            csrf = self.csrf_for(token)
+            cookies["ft_csrf"] = csrf
+            kwargs["data"] = {"csrf_token": csrf, **self.form(route)}
         if cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
         self.http.cookies.clear()  # nothing carried over from an earlier call
         return self.http.request(method, path, headers=headers, **kwargs)
+
+    def csrf_for(self, token: str | None) -> str:
+        """The form token a page gives this session (tokens are bound to who is signed in);
+        without a valid session, the sign-in page's own."""
+        if token not in self.csrf_by_session:
+            self.http.cookies.clear()
+            page = self.http.get(
+                "/signin", headers={"Cookie": f"ft_session={token}"} if token else {}
+            )
+            found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            self.csrf_by_session[token] = found[1] if found else self.csrf
+        return self.csrf_by_session[token]
 
     def body(self, route: str) -> Any:
         """A minimal valid body, so the status tells authorization, not validation."""

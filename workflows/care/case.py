@@ -162,7 +162,7 @@ class Case(Escalation, Continuation):
         if actor.role not in (Role.COORDINATOR, Role.SUPERVISOR):
             raise errors.forbidden(f"The {actor.role.value} role cannot act on cases")
         if actor.team != self.team:
-            raise errors.forbidden(f"This case belongs to team {self.team}")
+            raise errors.forbidden(f"This case belongs to team {self.team}", other_team=True)
         if supervisor and actor.role != Role.SUPERVISOR:
             raise errors.forbidden("Only a supervisor of the team can do this")
 

@@ -12,8 +12,12 @@ def not_allowed(message: str) -> ApplicationError:
     return ApplicationError(message, type=ACTION_NOT_ALLOWED, non_retryable=True)
 
 
-def forbidden(message: str) -> ApplicationError:
-    return ApplicationError(message, type=FORBIDDEN, non_retryable=True)
+OTHER_TEAM = "other_team"  # a FORBIDDEN detail: the case is another team's (the API says no more)
+
+
+def forbidden(message: str, *, other_team: bool = False) -> ApplicationError:
+    details = (OTHER_TEAM,) if other_team else ()
+    return ApplicationError(message, *details, type=FORBIDDEN, non_retryable=True)
 
 
 def invalid(message: str) -> ApplicationError:
