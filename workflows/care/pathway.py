@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey
 
 from workflows.care import search
-from workflows.care.actions import Action
+from workflows.care.actions import Action, AddNote, Assign, Cancel
 from workflows.care.models import Role, TaskState
 
 CARE_TEAM = frozenset({Role.COORDINATOR, Role.SUPERVISOR, Role.ADMIN})
@@ -57,6 +57,20 @@ class ActionSpec:
 
     def fits(self, stage: str) -> bool:
         return self.stages is None or stage in self.stages
+
+
+def claim_or_assign() -> ActionSpec:
+    """The care kit's actions every pathway offers: claim or assign (`Case.assign`), a note,
+    cancelling the case (its title names what is cancelled)."""
+    return ActionSpec("assign", "assign", Assign, "Claim or assign")
+
+
+def add_note() -> ActionSpec:
+    return ActionSpec("add-note", "add_note", AddNote, "Add a note", button="Add note")
+
+
+def cancel(title: str) -> ActionSpec:
+    return ActionSpec("cancel", "cancel", Cancel, title, button="Cancel case", danger=True)
 
 
 class InvalidResource(Exception):

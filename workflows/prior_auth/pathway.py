@@ -3,8 +3,15 @@ stages, its actions, its deadlines."""
 
 from __future__ import annotations
 
-from workflows.care.actions import AddNote, Assign, Cancel
-from workflows.care.pathway import SUPERVISORS, ActionSpec, Pathway, stages_of
+from workflows.care.pathway import (
+    SUPERVISORS,
+    ActionSpec,
+    Pathway,
+    add_note,
+    cancel,
+    claim_or_assign,
+    stages_of,
+)
 from workflows.prior_auth import models
 from workflows.prior_auth.intake import ID_PREFIX, prior_auth_input
 from workflows.prior_auth.models import (
@@ -37,7 +44,7 @@ PATHWAY = Pathway(
     workflow=PriorAuthWorkflow,
     stages=stages_of(LABELS, TASK_STATES, CLOSED),
     actions=(
-        ActionSpec("assign", "assign", Assign, "Claim or assign"),
+        claim_or_assign(),
         ActionSpec(
             "attach-document",
             "attach_document",
@@ -94,15 +101,8 @@ PATHWAY = Pathway(
             frozenset({Stage.APPROVED}),
             button="Mark delivered",
         ),
-        ActionSpec("add-note", "add_note", AddNote, "Add a note", button="Add note"),
-        ActionSpec(
-            "cancel",
-            "cancel",
-            Cancel,
-            "Cancel the authorization",
-            button="Cancel case",
-            danger=True,
-        ),
+        add_note(),
+        cancel("Cancel the authorization"),
     ),
     opens_from="ServiceRequest",
     intake=prior_auth_input,

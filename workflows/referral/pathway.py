@@ -3,8 +3,7 @@ actions, its deadlines."""
 
 from __future__ import annotations
 
-from workflows.care.actions import AddNote, Assign, Cancel
-from workflows.care.pathway import ActionSpec, Pathway, stages_of
+from workflows.care.pathway import ActionSpec, Pathway, add_note, cancel, claim_or_assign, stages_of
 from workflows.referral import models
 from workflows.referral.intake import ID_PREFIX, referral_input
 from workflows.referral.models import CLOSED, TASK_STATES, Stage
@@ -30,7 +29,7 @@ PATHWAY = Pathway(
     workflow=ReferralWorkflow,
     stages=stages_of(LABELS, TASK_STATES, CLOSED),
     actions=(
-        ActionSpec("assign", "assign", Assign, "Claim or assign"),
+        claim_or_assign(),
         ActionSpec(
             "mark-scheduled",
             "mark_scheduled",
@@ -57,10 +56,8 @@ PATHWAY = Pathway(
             button="Record documents",
         ),
         ActionSpec("mark-no-show", "mark_no_show", models.MarkNoShow, "Record no-show", VISIT),
-        ActionSpec("add-note", "add_note", AddNote, "Add a note", button="Add note"),
-        ActionSpec(
-            "cancel", "cancel", Cancel, "Cancel the referral", button="Cancel case", danger=True
-        ),
+        add_note(),
+        cancel("Cancel the referral"),
     ),
     opens_from="ServiceRequest",
     intake=referral_input,
