@@ -183,3 +183,35 @@ def test_an_order_that_needs_no_authorization_opens_only_its_referral(http, ehr_
         lambda: http.get(f"/api/v1/cases/referral-{order_id}", headers=admin).status_code == 200
     )
     assert http.get(f"/api/v1/cases/priorauth-{order_id}", headers=admin).status_code == 404
+
+
+def test_a_visit_booked_in_the_ehr_before_approval_is_flagged(
+    http, ehr_stack: EhrStack, payer_sandbox_http: httpx.Client
+):
+    payer_sandbox_http.put(
+        "/sandbox/rules", json=[{"service": MRI_LUMBAR, "action": "A4", "days": 60}]
+    ).raise_for_status()
+    ehr = Ehr(ehr_stack.ehr_url)
+    patient, order = authorization_order(ehr)
+    order_id = order.split("/", 1)[1]
+    notify = {"headers": ehr_stack.integration}
+    http.post("/api/v1/fhir/notifications", json={"reference": order}, **notify)
+    admin = ehr_stack.token("ada", Role.ADMIN)
+    auth_id, referral_id = f"priorauth-{order_id}", f"referral-{order_id}"
+
+    def case(case_id: str) -> dict:
+        return http.get(f"/api/v1/cases/{case_id}", headers=admin).json()
+
+    assert eventually(lambda: case(auth_id)["stage"] == "pended", timeout=60)
+    # Someone books the visit in the EHR itself: the booking stands, and the referral says that
+    # its authorization has no decision yet (a pend is no decision; the referral hears of those).
+    booked = ehr.appointment(patient, NOW + timedelta(days=9), order)
+    http.post(
+        "/api/v1/fhir/notifications", json={"reference": f"Appointment/{booked['id']}"}, **notify
+    ).raise_for_status()
+    assert eventually(lambda: case(referral_id)["stage"] == "scheduled", timeout=30)
+    flagged = [e for e in case(referral_id)["timeline"] if e["kind"] == "exception_raised"]
+    assert [e["details"]["authorization"] for e in flagged] == [auth_id]
+    assert flagged[0]["summary"] == (
+        f"Booked in the EHR while prior authorization {auth_id} has no decision yet"
+    )

@@ -17,6 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.care.models import SYSTEM, Actor, EventKind, Evidence
     from workflows.referral.models import MarkCompleted, MarkScheduled, RecordDocuments, Stage
 
+# The authorization's stages in which the visit may be scheduled.
+AUTHORIZED = {"approved", "delivered"}
 ORDER_WITHDRAWN = {"revoked", "entered-in-error"}  # ServiceRequest statuses that end the case
 REPORTS = {"DiagnosticReport", "DocumentReference"}
 BEFORE_VISIT = (Stage.UNASSIGNED, Stage.AWAITING_SCHEDULING)
@@ -95,6 +97,22 @@ class Claims:
                 evidence=verdict.evidence,
             )
 
+    def _booked_before_authorization(self) -> None:
+        """The EHR shows the visit booked while its prior authorization is not approved: the
+        booking stands (it happened), and the case says so, for the owner to settle with the
+        payer before the visit."""
+        authorization = self.case.references.get("authorization")
+        stage = self.case.references.get("authorization_stage")
+        if authorization is None or stage in AUTHORIZED:
+            return
+        said = f"is {stage}" if stage else "has no decision yet"
+        self.case.record(
+            EventKind.EXCEPTION_RAISED,
+            SYSTEM,
+            f"Booked in the EHR while prior authorization {authorization} {said}",
+            details={"authorization": authorization, "authorization_stage": stage or ""},
+        )
+
     async def ehr_event(self, event: EhrEvent) -> None:
         """What a change in the EHR means for the referral."""
         case = self.case
@@ -115,6 +133,7 @@ class Claims:
             )
             if verdict.verified and case.stage in BEFORE_VISIT:
                 self.scheduled(SYSTEM, verdict.evidence[0].reference, verdict)
+                self._booked_before_authorization()
         elif (
             event.resource_type in REPORTS or event.status == "completed"
         ) and case.stage in AFTER_BOOKING:

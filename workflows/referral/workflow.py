@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         Role,
     )
     from workflows.prior_auth.models import AuthorizationNews
-    from workflows.referral.claims import Claims
+    from workflows.referral.claims import AUTHORIZED, Claims
     from workflows.referral.models import (
         CLOSED,
         TASK_STATES,
@@ -46,8 +46,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 PATHWAY_VERSION = "2026.11"  # named in audit exports; bump when the protocol changes
-# The authorization's stages in which the visit may be scheduled.
-AUTHORIZED = {"approved", "delivered"}
 UNSUCCESSFUL = {
     OutreachOutcome.NO_ANSWER,
     OutreachOutcome.LEFT_MESSAGE,
