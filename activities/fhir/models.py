@@ -94,6 +94,8 @@ class PrerequisiteCheck(BaseModel):
     service_date: date | None = None  # coverage must cover it; None: today
     coverage: str | None = Field(default=None, pattern=REFERENCE)  # the order's Coverage, if named
     documents: list[str] = Field(default_factory=list, max_length=50)
+    # The case's own time: freshness is judged as of it (None: the activity's clock).
+    as_of: datetime | None = None
 
 
 class PrerequisiteFound(BaseModel):

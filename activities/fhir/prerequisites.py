@@ -191,7 +191,7 @@ class PrerequisiteActivities:
     @activity.defn(name="check_prerequisite")
     async def check(self, check: PrerequisiteCheck) -> PrerequisiteFound:
         """Is the prerequisite on file and fresh enough, as of now (the activity's clock)?"""
-        now = datetime.now(UTC)
+        now = check.as_of or datetime.now(UTC)
         match check.prerequisite.kind:
             case PrerequisiteKind.CONSERVATIVE_THERAPY:
                 checking = self._therapy(check, now)

@@ -12,11 +12,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from activities.fhir import prerequisites
 from activities.fhir.client import FhirClient
 from activities.payer.models import PasDecision
 from activities.payer.response import parse_response
@@ -49,16 +47,6 @@ NOTES = Prerequisite(kind=PrerequisiteKind.CLINICAL_NOTES, within_days=30)
 THERAPY = Prerequisite(kind=PrerequisiteKind.CONSERVATIVE_THERAPY, weeks=6)
 COVERAGE = Prerequisite(kind=PrerequisiteKind.COVERAGE)
 CREATININE_LAB = Prerequisite(kind=PrerequisiteKind.LAB, within_days=30, codes=[CREATININE])
-
-
-class ServerClock(datetime):
-    """The prerequisite check reads the wall clock; on time-skipping Temporal the case's clock
-    runs ahead of it, so in these tests the check reads the Temporal server's time instead: when
-    its attempt was scheduled."""
-
-    @classmethod
-    def now(cls, tz=None):  # type: ignore[override]
-        return activity.info().current_attempt_scheduled_time.astimezone(tz)
 
 
 @dataclass
@@ -179,11 +167,10 @@ _opened: dict[str, list[WorkflowHandle]] = {}
 
 @asynccontextmanager
 async def running(client: Client, engine, task_queue: str, ehr_url: str, payer_url: str):
-    """A worker on both sandboxes; the prerequisite check on the Temporal server's clock. Cases
-    first finish writing their ledger, then those left open are terminated."""
+    """A worker on both sandboxes (the prerequisite check judges freshness as of the case's own
+    clock, which time-skipping moves). Cases first finish writing their ledger, then those left
+    open are terminated."""
     fhir = FhirClient(ehr_url, timeout=10)
-    wall_clock = prerequisites.datetime
-    prerequisites.datetime = ServerClock
     try:
         async with build_worker(
             client, engine, task_queue=task_queue, fhir=fhir, payer_url=payer_url
@@ -195,7 +182,6 @@ async def running(client: Client, engine, task_queue: str, ehr_url: str, payer_u
                     with suppress(RPCError, AssertionError):
                         await ledger_written(handle)
     finally:
-        prerequisites.datetime = wall_clock
         for handle in _opened.pop(task_queue, []):
             with suppress(RPCError):
                 await handle.terminate("test finished")

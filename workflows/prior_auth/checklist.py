@@ -181,6 +181,7 @@ class Checklist:
             prerequisite=rule,
             service_date=self.case.calendar.local_date(workflow.now()),
             coverage=self.input.coverage,
+            as_of=workflow.now(),
             documents=[
                 d for d in self.case.references.get(ATTACHED.format(rule.name), "").split(", ") if d
             ],
