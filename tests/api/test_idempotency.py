@@ -95,3 +95,80 @@ def test_a_released_key_acts_again_and_expired_rows_are_purged(engine):
     with Session(engine) as session:
         keys = set(session.exec(select(IdempotentRequest.key)).all())
     assert keys == {"fresh"}
+
+
+# Through the API, against the case's workflow.
+
+
+def test_the_same_note_sent_twice_with_a_key_is_added_once(http, cora, open_case):
+    url = f"/api/v1/cases/{open_case()['case_id']}/actions/add-note"
+    headers = {**cora, "Idempotency-Key": new_key()}
+    first = http.post(url, json={"text": "Called the patient"}, headers=headers)
+    again = http.post(url, json={"text": "Called the patient"}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert notes(first.json()) == 1
+    assert "idempotent-replayed" not in first.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    case = http.get(url.rsplit("/actions", 1)[0], headers=cora).json()
+    assert notes(case) == 1
+
+
+def test_without_a_key_each_post_acts(http, cora, open_case):
+    url = f"/api/v1/cases/{open_case()['case_id']}/actions/add-note"
+    http.post(url, json={"text": "Called the patient"}, headers=cora)
+    second = http.post(url, json={"text": "Called the patient"}, headers=cora)
+    assert notes(second.json()) == 2
+
+
+def test_a_key_used_for_another_request_is_refused(http, cora, sam, open_case):
+    url = f"/api/v1/cases/{open_case()['case_id']}/actions/add-note"
+    key = new_key()
+    first = http.post(url, json={"text": "First"}, headers={**cora, "Idempotency-Key": key})
+    assert first.status_code == 200
+    other = http.post(url, json={"text": "Second"}, headers={**cora, "Idempotency-Key": key})
+    assert other.status_code == 422
+    assert "another request" in other.json()["detail"]
+    # Another person's key of the same name is theirs: their note is added.
+    theirs = http.post(url, json={"text": "First"}, headers={**sam, "Idempotency-Key": key})
+    assert theirs.status_code == 200
+    assert "idempotent-replayed" not in theirs.headers
+    assert notes(theirs.json()) == 2
+
+
+def test_a_malformed_key_is_invalid_input(http, cora, open_case):
+    url = f"/api/v1/cases/{open_case()['case_id']}/actions/add-note"
+    for key in ("has space", "x" * 201):
+        response = http.post(url, json={"text": "Hi"}, headers={**cora, "Idempotency-Key": key})
+        assert response.status_code == 422
+
+
+def test_a_rejected_action_replays_its_rejection(http, cora, open_case):
+    url = f"/api/v1/cases/{open_case()['case_id']}/actions/mark-completed"
+    headers = {**cora, "Idempotency-Key": new_key()}
+    body = {"report": "DiagnosticReport/r1"}
+    first = http.post(url, json=body, headers=headers)
+    again = http.post(url, json=body, headers=headers)
+    assert first.status_code == again.status_code == 409
+    assert first.json() == again.json()
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_a_key_older_than_a_day_does_not_answer(http, stack, cora, open_case):
+    url = f"/api/v1/cases/{open_case()['case_id']}/actions/add-note"
+    key = new_key()
+    headers = {**cora, "Idempotency-Key": key}
+    assert http.post(url, json={"text": "Called"}, headers=headers).status_code == 200
+    age(stack.database_url, key, timedelta(hours=24, minutes=1))
+    later = http.post(url, json={"text": "Called"}, headers=headers)
+    assert later.status_code == 200
+    assert "idempotent-replayed" not in later.headers
+    assert notes(later.json()) == 2
+
+
+def test_the_key_is_documented(http):
+    action = http.get("/openapi.json").json()["paths"][
+        "/api/v1/cases/{case_id}/actions/{action}"
+    ]["post"]
+    (header,) = [p for p in action["parameters"] if p["in"] == "header"]
+    assert header["name"] == "Idempotency-Key" and "24 hours" in header["description"]
