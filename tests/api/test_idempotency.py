@@ -167,8 +167,7 @@ def test_a_key_older_than_a_day_does_not_answer(http, stack, cora, open_case):
 
 
 def test_the_key_is_documented(http):
-    action = http.get("/openapi.json").json()["paths"][
-        "/api/v1/cases/{case_id}/actions/{action}"
-    ]["post"]
+    paths = http.get("/openapi.json").json()["paths"]
+    action = paths["/api/v1/cases/{case_id}/actions/{action}"]["post"]
     (header,) = [p for p in action["parameters"] if p["in"] == "header"]
     assert header["name"] == "Idempotency-Key" and "24 hours" in header["description"]
