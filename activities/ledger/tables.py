@@ -129,6 +129,24 @@ class AccessRow(SQLModel, table=True):
     request_id: str | None = None
 
 
+class IdempotentRequest(SQLModel, table=True):
+    """An action sent with an Idempotency-Key, and the answer it got: a retry of the same request
+    is answered from here instead of acting twice. No status yet: the first is still running."""
+
+    __tablename__ = "idempotent_request"
+
+    user_id: str = Field(primary_key=True)
+    key: str = Field(primary_key=True, max_length=200)
+    case_id: str
+    action: str
+    body_hash: str = Field(max_length=64)  # SHA-256 of the request's body, hex
+    status: int | None = None
+    answer: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = Field(
+        default_factory=_utc, sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+
+
 def as_stored(moment: datetime) -> datetime:
     """A bound for queries: stored timestamps are UTC, and SQLite compares them without offset."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment

@@ -4,11 +4,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from api import audit, cases
+from api import audit, cases, idempotency
 from api.actions import action_bodies, actions_described
 from api.deps import Caseworker, CurrentUser, EngineDep, SettingsDep, TemporalDep
 from api.opening import open_from
@@ -18,6 +19,17 @@ from workflows.care.models import Actor, CaseDetail
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 CaseId = Annotated[str, Path(pattern=r"^[a-z]+-[A-Za-z0-9\-.]{1,64}$")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=idempotency.KEY_PATTERN,
+        description="Your own name for this request (1-200 of A-Z a-z 0-9 _ - . :): sent again "
+        "within 24 hours with the same case, action and body, it acts once and answers as the "
+        "first time did (with `Idempotent-Replayed: true`); with another request, 422. A 5xx is "
+        "not kept: send it again. Each user's keys are their own.",
+    ),
+]
 
 
 class OpenedCases(BaseModel):
@@ -128,11 +140,46 @@ async def act(
     action: str,
     client: TemporalDep,
     actor: CurrentUser,
+    engine: EngineDep,
     body: dict[str, Any] = Body(default_factory=dict),
-) -> CaseDetail:
+    idempotency_key: IdempotencyKey = None,
+) -> CaseDetail | JSONResponse:
     """Record what the care team did. Answers once the case has accepted or rejected it."""
     structlog.contextvars.bind_contextvars(case_id=case_id, action=action)
-    return await cases.act(client, case_id, action, body, actor)
+    if idempotency_key is None:
+        return await cases.act(client, case_id, action, body, actor)
+    request = idempotency.KeyedAction.of(actor.user_id, idempotency_key, case_id, action, body)
+    try:
+        earlier = idempotency.claim(engine, request)
+    except idempotency.KeyReused:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "This Idempotency-Key was used for another request; use a new key for this one",
+        ) from None
+    except idempotency.KeyInFlight:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "A request with this Idempotency-Key is in progress; send it again in a moment",
+        ) from None
+    if earlier is not None:
+        return JSONResponse(
+            earlier.body, status_code=earlier.status, headers={"Idempotent-Replayed": "true"}
+        )
+    try:
+        case = await cases.act(client, case_id, action, body, actor)
+    except HTTPException as err:
+        if idempotency.keeps(err.status_code):
+            answer = idempotency.Answer(err.status_code, {"detail": err.detail})
+            idempotency.settle(engine, request, answer)
+        else:
+            idempotency.release(engine, request)
+        raise
+    except BaseException:
+        idempotency.release(engine, request)
+        raise
+    answer = idempotency.Answer(status.HTTP_200_OK, case.model_dump(mode="json"))
+    idempotency.settle(engine, request, answer)
+    return JSONResponse(answer.body, status_code=answer.status)
 
 
 @router.get("/{case_id}/history", response_model=list[cases.HistoryEvent])
