@@ -19,7 +19,14 @@ from workers.settings import get_settings
 MIGRATE = "import sys; from workers.database import make_engine; make_engine(sys.argv[1])"
 ROOT = Path(__file__).resolve().parents[2]
 NEWEST = max(path.name.split("_")[0] for path in (ROOT / "migrations/versions").glob("0*.py"))
-TABLES = {"ledger_entry", "case_summary", "access_log", "trigger_state", "staff_notice"}
+TABLES = {
+    "ledger_entry",
+    "case_summary",
+    "access_log",
+    "trigger_state",
+    "staff_notice",
+    "idempotent_request",
+}
 
 
 def plain(url: str) -> str:
