@@ -70,8 +70,6 @@ def api(host: str | None = None, port: int | None = None) -> None:
         port=port or settings.api_port,
         log_level="warning",
         access_log=False,
-        # SIGTERM: stop accepting connections, let requests under way finish within the grace.
-        timeout_graceful_shutdown=settings.api_shutdown_grace_seconds,
     )
 
 
