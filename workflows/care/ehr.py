@@ -57,6 +57,11 @@ CHECKS: dict[type, Callable[..., Any]] = {
 }
 Check = AppointmentCheck | ReportCheck | DocumentsCheck
 
+# What EHR news says for every pathway: an order with these statuses is withdrawn, and these
+# resources report on the service done.
+ORDER_WITHDRAWN = {"revoked", "entered-in-error"}
+REPORTS = {"DiagnosticReport", "DocumentReference"}
+
 
 class EhrLink:
     def __init__(self, case: Case, *, enabled: bool) -> None:

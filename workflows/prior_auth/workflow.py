@@ -32,14 +32,13 @@ with workflow.unsafe.imports_passed_through():
         Role,
     )
     from workflows.prior_auth.checklist import Checklist
+    from workflows.prior_auth.closing import Closing
     from workflows.prior_auth.models import (
         ATTACHING,
         CLOSED,
         DECIDING_APPEAL,
         PREPARING,
-        REQUEST_OUT,
         TASK_STATES,
-        UNDECIDED,
         AddNote,
         Assign,
         AttachDocument,
@@ -59,8 +58,6 @@ with workflow.unsafe.imports_passed_through():
 
 PATHWAY_VERSION = "2026.11"
 WAITING_ON_PAYER = WAITING_SINCE.format("payer")
-ORDER_WITHDRAWN = {"revoked", "entered-in-error"}
-REPORTS = {"DiagnosticReport", "DocumentReference"}
 
 
 @workflow.defn(name="PriorAuthorization")
@@ -94,6 +91,7 @@ class PriorAuthWorkflow:
         self.checklist.on_change = self._ready
         self.news = News(self.case, order.referral)
         self.requests = Requests(self.case, order, self.checklist, self.news)
+        self.closing = Closing(self.case, self.ehr, self.checklist, self.requests, self.news)
         self.wanted: Actor | None = None  # a submission asked for, by whom
         self.wanted_note = ""
         self.submitting = False
@@ -102,7 +100,7 @@ class PriorAuthWorkflow:
     async def run(self, order: PriorAuthInput) -> CaseOutcome:
         case = self.case
         case.keep_trail()
-        self.ehr.start(on_event=self.ehr_event)
+        self.ehr.start(on_event=self.closing.ehr_event)
         self.checklist.start()
         self.news.start()
         asyncio.create_task(self._submitter())
@@ -374,32 +372,8 @@ class PriorAuthWorkflow:
 
     @workflow.update
     async def mark_delivered(self, action: MarkDelivered) -> ActionAck:
-        await self.ehr.claim(self._deliver(action))
+        await self.ehr.claim(self.closing.deliver(action))
         return self.case.ack()
-
-    async def _deliver(self, action: MarkDelivered) -> None:
-        verdict = await self.ehr.confirm(
-            action.actor,
-            action.report,
-            self.ehr.report_filed(action.report),
-            unverified=Verdict(verified=True, evidence=[Evidence(reference=action.report)]),
-            still_fits=lambda: self.case.stage == Stage.APPROVED,
-        )
-        if verdict:
-            self._delivered(action.actor, action.report, verdict)
-
-    def _delivered(self, actor: Actor, report: str, verdict: Verdict) -> None:
-        number = self.case.references.get("auth_number", "")
-        self.case.references["report"] = report
-        self.case.move_to(
-            Stage.DELIVERED,
-            actor,
-            f"Service delivered under authorization {number or '(no number)'}: {report}",
-            kind=EventKind.COMPLETED,
-            details={"report": report, "auth_number": number},
-            evidence=verdict.evidence,
-        )
-        self.news.tell()
 
     @mark_delivered.validator
     def _check_delivered(self, action: MarkDelivered) -> None:
@@ -410,21 +384,8 @@ class PriorAuthWorkflow:
     @workflow.update
     async def cancel(self, action: Cancel) -> ActionAck:
         async with self.ehr.lock:
-            await self._cancel(action.actor, f"Cancelled: {action.reason}", action.reason)
+            await self.closing.cancel(action.actor, f"Cancelled: {action.reason}", action.reason)
         return self.case.ack()
-
-    async def _cancel(self, actor: Actor, summary: str, reason: str) -> None:
-        """Close the case; a request the payer holds is cancelled there first."""
-        if self.case.closed:
-            return
-        details = {"reason": reason}
-        if self.case.stage in REQUEST_OUT:
-            details.update(await self.requests.cancel())
-        if not self.case.closed:
-            self.case.move_to(
-                Stage.CANCELLED, actor, summary, kind=EventKind.CANCELLED, details=details
-            )
-            self.news.tell()
 
     @cancel.validator
     def _check_cancel(self, action: Cancel) -> None:
@@ -461,21 +422,3 @@ class PriorAuthWorkflow:
     def ehr_changed(self, event: EhrEvent) -> None:
         """Something about this case changed in the EHR (detection or a notification)."""
         self.ehr.notice(event)
-
-    async def ehr_event(self, event: EhrEvent) -> None:
-        """What a change in the EHR means for the authorization (runs with the EHR to itself)."""
-        case = self.case
-        if case.closed:
-            return
-        if event.resource_type == "ServiceRequest" and event.status in ORDER_WITHDRAWN:
-            await self._cancel(SYSTEM, f"Order {event.status} in the EHR", f"order {event.status}")
-        elif case.stage == Stage.APPROVED and (
-            event.resource_type in REPORTS or event.status == "completed"
-        ):
-            verdict = await self.ehr.verify(
-                self.ehr.report_filed(None), unverified=Verdict(verified=False)
-            )
-            if verdict.verified and case.stage == Stage.APPROVED:
-                self._delivered(SYSTEM, verdict.evidence[-1].reference, verdict)
-        elif case.stage in UNDECIDED:
-            self.checklist.check(self.checklist.outstanding)

@@ -13,14 +13,12 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.fhir.models import EhrEvent, Verdict
     from workflows.care.case import Case
-    from workflows.care.ehr import EhrLink
+    from workflows.care.ehr import ORDER_WITHDRAWN, REPORTS, EhrLink
     from workflows.care.models import SYSTEM, Actor, EventKind, Evidence
     from workflows.referral.models import MarkCompleted, MarkScheduled, RecordDocuments, Stage
 
 # The authorization's stages in which the visit may be scheduled.
 AUTHORIZED = {"approved", "delivered"}
-ORDER_WITHDRAWN = {"revoked", "entered-in-error"}  # ServiceRequest statuses that end the case
-REPORTS = {"DiagnosticReport", "DocumentReference"}
 BEFORE_VISIT = (Stage.UNASSIGNED, Stage.AWAITING_SCHEDULING)
 AFTER_BOOKING = (Stage.SCHEDULED, Stage.AWAITING_RESULT)
 
