@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,7 +37,6 @@ UNANSWERED = {
     RPCStatusCode.DEADLINE_EXCEEDED,
     RPCStatusCode.CANCELLED,
 }
-SAFE_VALUE = re.compile(r"^[A-Za-z0-9_\-.:/@ ]{1,128}$")
 
 
 async def open_cases(
@@ -203,106 +199,6 @@ async def _not_running(client: Client, case_id: str, actor: Actor) -> HTTPExcept
     return HTTPException(
         status.HTTP_503_SERVICE_UNAVAILABLE,
         "The case could not take the action right now; nothing was recorded, try again",
-    )
-
-
-class QueueItem(BaseModel):
-    case_id: str
-    case_type: str | None
-    stage: str | None
-    team: str | None
-    owner: str | None
-    priority: str | None
-    location: str | None
-    due_at: datetime | None
-    stalled: bool
-    opened_at: datetime
-    closed: bool
-
-
-class QueuePage(BaseModel):
-    items: list[QueueItem]
-    next_page_token: str | None
-
-
-class QueueFilter(BaseModel):
-    team: str | None = None
-    owner: str | None = None
-    unowned: bool | None = None
-    stage: str | None = None
-    stalled: bool | None = None
-    due_before: datetime | None = None
-    case_type: str | None = None
-    priority: str | None = None
-    location: str | None = None
-    include_closed: bool = False
-
-    def query(self) -> str:
-        """The Temporal visibility query. Values are checked, then quoted: never spliced raw."""
-        clauses = [] if self.include_closed else ["ExecutionStatus = 'Running'"]
-        keywords = {
-            search.OWNER_TEAM: self.team,
-            search.OWNER: self.owner,
-            search.STAGE: self.stage,
-            search.CASE_TYPE: self.case_type,
-            search.PRIORITY: self.priority,
-            search.LOCATION: self.location,
-        }
-        for key, value in keywords.items():
-            if value is not None:
-                if not SAFE_VALUE.match(value):
-                    raise HTTPException(
-                        status.HTTP_422_UNPROCESSABLE_CONTENT,
-                        f"{key.name} filter has characters it cannot contain",
-                    )
-                clauses.append(f"{key.name} = '{value}'")
-        if self.unowned is not None:
-            clauses.append(f"{search.OWNER.name} IS {'NULL' if self.unowned else 'NOT NULL'}")
-        if self.stalled is not None:
-            clauses.append(f"{search.STALLED.name} = {'true' if self.stalled else 'false'}")
-        if self.due_before is not None:
-            clauses.append(f"{search.DUE_AT.name} < '{self.due_before.isoformat()}'")
-        clauses.append(f"{search.CASE_TYPE.name} IS NOT NULL")
-        return " AND ".join(clauses)
-
-
-async def work_queue(
-    client: Client, actor: Actor, filters: QueueFilter, page_size: int, page_token: str | None
-) -> QueuePage:
-    if actor.role in (Role.COORDINATOR, Role.SUPERVISOR):
-        if filters.team not in (None, actor.team):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"You can see the queue of team {actor.team} only"
-            )
-        filters = filters.model_copy(update={"team": actor.team})
-    try:
-        token = base64.urlsafe_b64decode(page_token) if page_token else None
-    except (binascii.Error, ValueError):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid page_token") from None
-    executions = client.list_workflows(filters.query(), page_size=page_size, next_page_token=token)
-    await executions.fetch_next_page()
-    items = []
-    for execution in executions.current_page or []:
-        attrs = execution.typed_search_attributes
-        items.append(
-            QueueItem(
-                case_id=execution.id,
-                case_type=attrs.get(search.CASE_TYPE),
-                stage=attrs.get(search.STAGE),
-                team=attrs.get(search.OWNER_TEAM),
-                owner=attrs.get(search.OWNER),
-                priority=attrs.get(search.PRIORITY),
-                location=attrs.get(search.LOCATION),
-                due_at=attrs.get(search.DUE_AT),
-                stalled=bool(attrs.get(search.STALLED)),
-                opened_at=execution.start_time,
-                closed=execution.status != WorkflowExecutionStatus.RUNNING,
-            )
-        )
-    next_token = executions.next_page_token
-    return QueuePage(
-        items=items,
-        next_page_token=base64.urlsafe_b64encode(next_token).decode() if next_token else None,
     )
 
 

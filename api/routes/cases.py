@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from api import audit, cases, idempotency
+from api import work_queue as queues
 from api.actions import action_bodies, actions_described
 from api.deps import Caseworker, CurrentUser, EngineDep, SettingsDep, TemporalDep
 from api.opening import open_from
@@ -73,7 +74,7 @@ async def open_cases(
     return OpenedCases(cases=opened)
 
 
-@router.get("", response_model=cases.QueuePage)
+@router.get("", response_model=queues.QueuePage)
 async def work_queue(
     client: TemporalDep,
     actor: CurrentUser,
@@ -89,9 +90,9 @@ async def work_queue(
     include_closed: bool = False,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     page_token: str | None = None,
-) -> cases.QueuePage:
+) -> queues.QueuePage:
     """A work queue from Temporal visibility. Coordinators and supervisors see their team's."""
-    filters = cases.QueueFilter(
+    filters = queues.QueueFilter(
         team=team,
         owner=owner,
         unowned=unowned,
@@ -103,7 +104,7 @@ async def work_queue(
         location=location,
         include_closed=include_closed,
     )
-    return await cases.work_queue(client, actor, filters, page_size, page_token)
+    return await queues.work_queue(client, actor, filters, page_size, page_token)
 
 
 def log_access(engine: Engine, actor: Actor, case_id: str, view: str) -> None:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import HTTPException, Request, status
 from temporalio.client import Client
 
-from api import cases, patients
+from api import patients, work_queue
 from workers.settings import Settings
 from workflows.care.models import Actor, Role
 
@@ -52,7 +52,7 @@ class QueueView:
     def title(self) -> str:
         return {"mine": "My work", "team": "Team queue", "all": "All cases"}[self.view]
 
-    def filters(self, actor: Actor, settings: Settings) -> cases.QueueFilter:
+    def filters(self, actor: Actor, settings: Settings) -> work_queue.QueueFilter:
         due_before = None
         if self.due_before:
             try:
@@ -64,7 +64,7 @@ class QueueView:
             # "Due before the 5th" includes the whole 5th in the clinic's time zone.
             due_before = datetime.combine(day, time.max, ZoneInfo(settings.clinic_timezone))
         owner = actor.user_id if self.view == "mine" else (self.owner or None)
-        return cases.QueueFilter(
+        return work_queue.QueueFilter(
             owner=owner,
             stage=self.stage or None,
             case_type=self.case_type or None,
@@ -85,26 +85,28 @@ class QueueView:
         return urlencode({k: v for k, v in params.items() if v})
 
 
-def by_urgency(item: cases.QueueItem) -> tuple:
+def by_urgency(item: work_queue.QueueItem) -> tuple:
     """Overdue first (most overdue first), then due soonest; cases without a deadline last."""
     return (item.due_at is None, item.due_at or FAR_FUTURE, item.opened_at)
 
 
-def by_attention(item: cases.QueueItem) -> tuple:
+def by_attention(item: work_queue.QueueItem) -> tuple:
     """A supervisor's order: nobody owns it, then stuck, then by urgency."""
     return (item.owner is not None, not item.stalled, *by_urgency(item))
 
 
 async def fetch(
     client: Client, actor: Actor, view: QueueView, settings: Settings
-) -> list[cases.QueueItem]:
-    page = await cases.work_queue(client, actor, view.filters(actor, settings), PAGE_SIZE, None)
+) -> list[work_queue.QueueItem]:
+    page = await work_queue.work_queue(
+        client, actor, view.filters(actor, settings), PAGE_SIZE, None
+    )
     items = [i for i in page.items if not view.q or view.q in i.case_id.lower()]
     return sorted(items, key=by_urgency)
 
 
 async def patient_labels(
-    request: Request, actor: Actor, items: list[cases.QueueItem]
+    request: Request, actor: Actor, items: list[work_queue.QueueItem]
 ) -> dict[str, patients.RowLabel]:
     """The patient's name and the service ordered for the rows of the person's own team, read
     from the EHR (briefly kept in memory); rows of other teams, and other roles, get none."""

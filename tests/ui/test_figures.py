@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from activities.ledger.tables import CaseSummary
-from api.cases import QueueItem
 from api.web import dashboard, queue
+from api.work_queue import QueueItem
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
