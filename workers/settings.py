@@ -145,6 +145,34 @@ class Settings(BaseSettings):
     payer_notification_token: str = DEV_PAYER_NOTIFICATION_TOKEN
     payer_sandbox_port: int = 8105  # `followthrough dev` starts the payer sandbox here
 
+    # Messages to patients (workflows/care/outreach.py, activities/messaging/). A channel is
+    # used when it is configured; the portal outbox (in the app database) always is.
+    # Who the messages say they are from, and the number a patient calls back.
+    outreach_sender_name: str = "Followthrough Clinic"
+    outreach_callback_phone: str = "555-0100"
+    # New referral cases run their outreach cadence by themselves (off: staff record it by hand).
+    outreach_enabled: bool = True
+    # SMS over the Twilio Messages API: unset TWILIO_ACCOUNT_SID means no SMS. Each sender
+    # number holds one conversation per patient, so replies reach the case that wrote; give
+    # several numbers (TWILIO_FROM_NUMBERS, E.164) for patients with several open cases.
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_numbers: list[str] = []
+    twilio_timeout_seconds: float = 15
+    sms_sandbox_port: int = 8107  # `followthrough dev` starts the Twilio-protocol sandbox here
+    # Email over SMTP: unset SMTP_HOST means no email. SMTP_SECURITY is "starttls" (upgrade
+    # on port 587), "tls" (implicit TLS, port 465) or "none" (loopback development only).
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_ca_file: Path | None = None  # a CA bundle to trust beyond the system's
+    smtp_timeout_seconds: float = 15
+    mail_from: str = "care-team@followthrough.example.org"
+    mail_sandbox_port: int = 8125  # `followthrough dev` starts a local SMTP server here
+
     # Decision triggers: thresholds on the care metrics, evaluated on a Temporal Schedule.
     trigger_rules: list[TriggerRule] = DEFAULT_RULES
     trigger_every_minutes: int = 5

@@ -51,6 +51,15 @@ class EventKind(StrEnum):
     LAPSED = "lapsed"  # an authorization ran out with the service not delivered
     WAIVED = "waived"  # a checklist item waived by a supervisor, with the reason
     EXPIRED = "expired"  # a checklist item's evidence stopped counting
+    # Messages to the patient (workflows/care/outreach.py). OUTREACH is also what a person
+    # records by hand; an automated attempt's details carry `attempt`, `channel`, `status` (a
+    # SendStatus), `kind` (the template) and, for SMS, `segments`. DELIVERY details: `attempt`,
+    # `channel`, `status` (a final DeliveryStatus), `error_code`. REPLY details: `attempt`,
+    # `channel`, `reply` (a ReplyKind), `text`. CONSENT details: `channel`, `consent` (opted_out
+    # or opted_in), `keyword`.
+    DELIVERY = "delivery"
+    REPLY = "reply"
+    CONSENT = "consent"
 
 
 class Evidence(BaseModel):
@@ -154,6 +163,34 @@ class ChecklistItem(BaseModel):
     note: str | None = None  # why it is open (what is missing), or the waiver's reason
 
 
+class OutreachAttempt(BaseModel):
+    """One message the case sent (or tried to): where it stands as the provider reports it."""
+
+    attempt_id: str
+    number: int  # 1, 2, ... within the case
+    channel: str  # a Medium
+    kind: str  # the template
+    at: datetime
+    status: str  # a SendStatus
+    delivery: str | None = None  # a DeliveryStatus, once the provider reports one
+    error_code: str | None = None
+    segments: int = 0
+    replies: int = 0
+
+
+class OutreachState(BaseModel):
+    """A case's outreach cadence: what it sent, what comes next, and what stops it."""
+
+    state: str = "idle"  # idle | running | paused | stopped | done
+    stopped_reason: str | None = None  # replied, scheduled, paused by ..., cadence done
+    next_at: datetime | None = None  # when the next touch is due (quiet hours applied)
+    next_channel: str | None = None
+    attempts: list[OutreachAttempt] = Field(default_factory=list)  # the newest few
+    opted_out: list[str] = Field(default_factory=list)  # channels the patient opted out of
+    unreachable: list[str] = Field(default_factory=list)  # channels whose address failed
+    timezone: str | None = None  # the patient's, for quiet hours
+
+
 class CaseDetail(BaseModel):
     case_id: str
     case_type: str
@@ -180,6 +217,7 @@ class CaseDetail(BaseModel):
     notices_pending: int = 0  # staff notices still being delivered beside the case
     run: int = 1  # the workflow run this is; a long-lived case continues as new now and then
     checklist: list[ChecklistItem] = Field(default_factory=list)  # pathways that keep one
+    outreach: OutreachState | None = None  # pathways that message the patient
 
 
 class ActionAck(BaseModel):
@@ -215,6 +253,7 @@ class CaseSnapshot(BaseModel):
     mirrored: bool = False
     ehr_events: list[dict] = Field(default_factory=list)
     checklist: list[ChecklistItem] = Field(default_factory=list)
+    outreach: OutreachState | None = None
 
 
 class CaseOutcome(BaseModel):
