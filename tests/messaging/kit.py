@@ -9,7 +9,7 @@ import hashlib
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import uvicorn
@@ -22,6 +22,7 @@ from api.routes import messaging
 from workers import dev
 from workers.settings import Settings
 from workflows.care.messaging import DELIVERY_SIGNAL, REPLY_SIGNAL, DeliveryNews, ReplyNews
+from workflows.care.models import CaseDetail, OrderSummary, TaskState
 
 
 def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
@@ -71,11 +72,25 @@ async def serve_webhooks(client: Client, engine: Engine, settings: Settings) -> 
 
 @workflow.defn(name="MessagingSignalRecorder", sandboxed=False)
 class SignalRecorder:
-    """Stands in for a case that messages the patient: records what the webhooks tell it."""
+    """Stands in for a case that messages the patient: records what the webhooks tell it, and
+    answers the case detail query as a cardiology referral (for the routes that read it)."""
 
     def __init__(self) -> None:
         self.replies: list[ReplyNews] = []
         self.deliveries: list[DeliveryNews] = []
+
+    @workflow.query(name="detail")
+    def detail(self) -> CaseDetail:
+        return CaseDetail(
+            case_id=workflow.info().workflow_id,
+            case_type="referral",
+            stage="awaiting_scheduling",
+            task=TaskState(status="accepted", business_status="awaiting_scheduling"),
+            priority="routine",
+            team="cardiology",
+            order=OrderSummary(resource="ServiceRequest/sr-1", patient="Patient/p", service="x"),
+            opened_at=datetime(2026, 11, 2, tzinfo=UTC),
+        )
 
     @workflow.signal(name=REPLY_SIGNAL)
     def replied(self, news: ReplyNews) -> None:

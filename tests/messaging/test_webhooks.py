@@ -11,16 +11,19 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from activities.ledger.tables import AccessRow
 from activities.messaging.addresses import address_hash
 from activities.messaging.send import INBOUND_PATH, STATUS_PATH, MessagingActivities
 from activities.messaging.tables import ConsentRecord, OutboundRecord
+from api.auth import mint_token
 from tests.conftest import SmsSandbox
 from workers.settings import Settings
 from workflows.care.messaging import DeliveryStatus, Medium, ReplyKind, SendStatus
+from workflows.care.models import Role
 
 from .conftest import message, messaging_settings, new_phone
 from .kit import SignalRecorder, serve_webhooks, twilio_signature, until
@@ -324,3 +327,43 @@ async def test_a_reply_to_a_closed_case_is_answered_200(world: World, patient):
         lambda: [i for i in world.sms.inbound() if i["sid"] == sid and i.get("webhook")]
     )
     assert found[0]["webhook"]["answer"] == 200
+
+
+async def test_the_care_team_reads_what_the_case_sent(world: World, patient):
+    case = await world.case()
+    who = patient(new_phone())
+    sms = message(who, case_id=case.id, body="Please call us to book.")
+    await world.activities.send(sms)
+    await world.activities.send(message(who, Medium.PORTAL, case_id=case.id, n=2, body="Hello"))
+    assert await until(lambda: world.row(sms.attempt_id).delivery == "delivered")
+
+    async def read(case_id: str, user: str, role: Role, team: str | None) -> httpx.Response:
+        token = mint_token(world.settings, user=user, role=role, team=team)
+        async with httpx.AsyncClient(base_url=world.url) as http:
+            return await http.get(
+                f"/api/v1/cases/{case_id}/messages", headers={"Authorization": f"Bearer {token}"}
+            )
+
+    answer = await read(case.id, "cora", Role.COORDINATOR, "cardiology")
+    assert answer.status_code == 200, answer.text
+    listed = answer.json()
+    assert [(m["attempt_id"], m["channel"], m["status"]) for m in listed] == [
+        (sms.attempt_id, "sms", "sent"),
+        (f"{case.id}-m2", "portal", "sent"),
+    ]
+    assert (listed[0]["delivery"], listed[0]["segments"], listed[0]["body"]) == (
+        "delivered",
+        1,
+        "Please call us to book.",
+    )
+    assert listed[0]["sent_at"] and "address_hash" not in listed[0] and "sender" not in listed[0]
+    # Another team's case answers as a case nobody has.
+    elsewhere = await read(case.id, "ian", Role.COORDINATOR, "imaging")
+    nobody = await read("referral-nobody-has-this", "ian", Role.COORDINATOR, "imaging")
+    assert elsewhere.status_code == nobody.status_code == 403
+    assert elsewhere.json()["detail"].replace(case.id, "X") == nobody.json()["detail"].replace(
+        "referral-nobody-has-this", "X"
+    )
+    with Session(world.engine) as session:
+        viewed = session.exec(select(AccessRow).where(AccessRow.case_id == case.id)).all()
+    assert [(row.user_id, row.view) for row in viewed] == [("cora", "messages")]
