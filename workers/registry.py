@@ -69,8 +69,8 @@ def activities(
             # Which channels reach the patient, their time zone and language: the EHR's Patient.
             contact.patient_contact,
         ],
-        # A staff notice is a message to a person: the inbox is its first channel, and the SMS
-        # and email senders will join it here, throttled and scaled with their providers while
-        # reminders and escalations keep their timers on the workflow queue.
+        # Messages to people: staff notices to their inbox, and messages to patients by SMS,
+        # email or the portal, throttled and scaled with their providers while reminders and
+        # escalations keep their timers on the workflow queue.
         QueueKind.MESSAGING: [staff.notify, messaging.send, messaging.release],
     }

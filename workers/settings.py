@@ -174,7 +174,8 @@ class Settings(BaseSettings):
     mail_from: str = "care-team@followthrough.example.org"
     mail_sandbox_port: int = 8125  # `followthrough dev` starts a local SMTP server here
     # Patients' addresses are kept only as HMACs under this key (to match replies and opt-outs);
-    # production needs one of its own (32+ characters). A new key forgets consent on file.
+    # production with SMS or email needs one of its own (32+ characters). A new key forgets
+    # the consent on file.
     messaging_address_key: str = DEV_ADDRESS_KEY
 
     # Decision triggers: thresholds on the care metrics, evaluated on a Temporal Schedule.
@@ -200,12 +201,14 @@ class Settings(BaseSettings):
     def _refuse_default_secret(self) -> Settings:
         if self.environment != "production":
             return self
-        for name, value, default in (
+        secrets = [
             ("JWT_SECRET", self.jwt_secret, DEV_SECRET),
             ("LEDGER_ANCHOR_KEY", self.ledger_anchor_key, DEV_ANCHOR_KEY),
             ("CSRF_SECRET", self.csrf_secret, DEV_CSRF_SECRET),
-            ("MESSAGING_ADDRESS_KEY", self.messaging_address_key, DEV_ADDRESS_KEY),
-        ):
+        ]
+        if self.twilio_account_sid or self.smtp_host:  # addresses are hashed for SMS and email
+            secrets.append(("MESSAGING_ADDRESS_KEY", self.messaging_address_key, DEV_ADDRESS_KEY))
+        for name, value, default in secrets:
             if value == default or len(value) < 32:
                 raise ValueError(
                     f"{name} must be a secret of your own (32+ characters) in production"
