@@ -144,7 +144,7 @@ class MailSandbox:
                     isinstance(data, LoginPassword)
                     and credentials.get(data.login.decode()) == data.password.decode()
                 )
-                return AuthResult(success=ok, handled=False)
+                return AuthResult(success=ok, handled=False, auth_data=data)
 
             kwargs.update(authenticator=authenticate, auth_required=True)
         self.handler = _Handler(mailbox.Maildir(maildir, create=True) if maildir else None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 
 import aiosmtplib
 import structlog
@@ -73,7 +73,7 @@ class Mailer:
         message["To"] = to
         message["Subject"] = subject
         message["Date"] = formatdate(localtime=False, usegmt=True)
-        message_id = make_msgid(idstring=attempt_id, domain=domain)
+        message_id = f"<{attempt_id}@{domain}>"
         message["Message-ID"] = message_id
         message.set_content(body)
         try:

@@ -146,7 +146,7 @@ async def test_email_goes_over_starttls_to_the_patients_address(
     result = await sender().send(outbound)
     assert result.status == SendStatus.SENT
     [received] = [
-        m for m in mail_sandbox.messages() if m.message["Message-ID"] == result.provider_id
+        m for m in mail_sandbox.messages() if m.message["Message-ID"].strip() == result.provider_id
     ]
     assert received.tls  # STARTTLS, verified against the sandbox's own certificate
     assert received.rcpt_tos == ["Pat.Synthetic@example.org"]
@@ -156,7 +156,13 @@ async def test_email_goes_over_starttls_to_the_patients_address(
     # Again: answered from the attempt, not sent twice.
     assert await sender().send(outbound) == result
     assert (
-        len([m for m in mail_sandbox.messages() if m.message["Message-ID"] == result.provider_id])
+        len(
+            [
+                m
+                for m in mail_sandbox.messages()
+                if m.message["Message-ID"].strip() == result.provider_id
+            ]
+        )
         == 1
     )
 
