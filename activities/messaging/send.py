@@ -86,7 +86,9 @@ class MessagingActivities:
             attempt_id=message.attempt_id, case_id=message.case_id, channel=message.channel.value
         )
         stored = await asyncio.to_thread(records.attempt, self.engine, message.attempt_id)
-        if stored is not None:
+        # The portal outbox is ours: an interrupted post is finished rather than left unknown.
+        unfinished_post = stored is not None and stored.status == "sending"
+        if stored is not None and not (unfinished_post and message.channel == Medium.PORTAL):
             log.info("message_already_attempted", status=stored.status)
             return stored_result(stored)
         if message.channel == Medium.PORTAL:
@@ -111,8 +113,11 @@ class MessagingActivities:
 
     def _portal(self, message: OutboundMessage) -> SendResult:
         if records.claim(self.engine, message) is None:
-            return stored_result(records.attempt(self.engine, message.attempt_id))  # type: ignore[arg-type]
-        outbox_id = portal.post(self.engine, message)
+            stored = records.attempt(self.engine, message.attempt_id)
+            assert stored is not None  # attempts are never deleted once settled
+            if stored.status != "sending":
+                return stored_result(stored)
+        outbox_id = portal.post(self.engine, message)  # once per attempt, however often called
         row = records.settle(
             self.engine,
             message.attempt_id,

@@ -3,12 +3,14 @@ server: each channel, once-only per attempt, consent, unreachable addresses, sen
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from sqlmodel import Session, select
 from structlog.testing import capture_logs
 from temporalio.exceptions import ApplicationError
 
-from activities.messaging import portal
+from activities.messaging import portal, records
 from activities.messaging.addresses import address_hash
 from activities.messaging.send import STATUS_PATH, MessagingActivities
 from activities.messaging.tables import ConsentRecord, OutboundRecord
@@ -219,3 +221,40 @@ async def test_no_address_is_stored_only_its_keyed_hash(sender, patient, engine)
     hashed = address_hash(activities.settings.messaging_address_key, Medium.SMS, phone)
     assert hashed in stored
     assert address_hash("another key", Medium.SMS, phone) != hashed
+
+
+async def test_a_portal_post_interrupted_after_its_claim_is_finished_by_the_retry(
+    engine, fhir, patient
+):
+    activities = MessagingActivities(engine, fhir, messaging_settings())
+    who = patient()
+    outbound = message(who, Medium.PORTAL)
+    assert records.claim(engine, outbound) is not None  # the worker died right after this
+    result = await activities.send(outbound)
+    assert result.status == SendStatus.SENT and result.error_code is None
+    assert [posted.attempt_id for posted in portal.outbox(engine, who)] == [outbound.attempt_id]
+
+
+async def test_a_send_whose_answer_was_lost_is_never_sent_again(sender, patient, sms_sandbox):
+    """Twilio has no idempotency key: when the request went out and no answer came back, the
+    message may have gone, so the retry answers "sent, unconfirmed" instead of texting twice."""
+    listener = socket.create_server(("127.0.0.1", 0))  # takes the request, never answers
+    try:
+        silent = sender(
+            twilio_base_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+            twilio_timeout_seconds=0.5,
+        )
+        phone = new_phone()
+        outbound = message(patient(phone))
+        with pytest.raises(ApplicationError) as failed:
+            await silent.send(outbound)
+        assert failed.value.type == "SmsUnconfirmed" and not failed.value.non_retryable
+    finally:
+        listener.close()
+    retried = await sender().send(outbound)
+    assert (retried.status, retried.error_code, retried.provider_id) == (
+        SendStatus.SENT,
+        "unconfirmed",
+        None,
+    )
+    assert sent_to(sms_sandbox, phone) == []
