@@ -367,3 +367,17 @@ async def test_the_care_team_reads_what_the_case_sent(world: World, patient):
     with Session(world.engine) as session:
         viewed = session.exec(select(AccessRow).where(AccessRow.case_id == case.id)).all()
     assert [(row.user_id, row.view) for row in viewed] == [("cora", "messages")]
+
+
+async def test_a_signed_request_missing_what_twilio_always_sends_is_422(world: World):
+    for path, form in (
+        (STATUS_PATH, {"AccountSid": world.sms.account_sid, "MessageStatus": "delivered"}),
+        (INBOUND_PATH, {"AccountSid": world.sms.account_sid, "Body": "1", "To": "+16175550171"}),
+    ):
+        answer = await world.post(path, form)
+        assert answer.status_code == 422, answer.text
+    # A status Twilio may add one day is taken and ignored.
+    form = {"AccountSid": world.sms.account_sid, "MessageSid": "SM" + "0" * 32}
+    assert (
+        await world.post(STATUS_PATH, {**form, "MessageStatus": "teleported"})
+    ).status_code == 200
