@@ -120,17 +120,20 @@ async def tell(client: Client, case_id: str, signal: str, news: BaseModel) -> bo
     """Signal the case; False when it is closed or gone (answered 200: nothing to retry)."""
     try:
         await client.get_workflow_handle(case_id).signal(signal, news)
+        return True
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             log.info("messaging_news_for_closed_case", case_id=case_id, signal=signal)
             return False
-        log.warning("messaging_news_undelivered", case_id=case_id, why=err.status.name)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "The case could not be told now",
-            headers={"Retry-After": "30"},
-        ) from None
-    return True
+        why = err.status.name
+    except Exception as err:  # Temporal could not be reached at all
+        why = type(err).__name__
+    log.warning("messaging_news_undelivered", case_id=case_id, why=why)
+    raise HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "The case could not be told now",
+        headers={"Retry-After": "30"},
+    )
 
 
 @router.post(

@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RetryConfig
 from temporalio.worker import Worker
 
 from activities.ledger.tables import AccessRow
@@ -381,3 +383,53 @@ async def test_a_signed_request_missing_what_twilio_always_sends_is_422(world: W
     assert (
         await world.post(STATUS_PATH, {**form, "MessageStatus": "teleported"})
     ).status_code == 200
+
+
+async def test_news_the_case_cannot_take_now_is_503_and_undone(world: World, patient, fhir):
+    """Temporal unreachable: the webhook answers 503 and keeps nothing, so the same news
+    delivered again (Twilio retries, or the sandbox here) is told then."""
+    case = await world.case()
+    phone = new_phone()
+    quiet = MessagingActivities(
+        world.engine, fhir, world.settings.model_copy(update={"public_url": "http://127.0.0.1:9"})
+    )
+    outbound = message(patient(phone), case_id=case.id)
+    sent = await quiet.send(outbound)
+    ours = world.row(outbound.attempt_id).sender
+    status_form = {
+        "AccountSid": world.sms.account_sid,
+        "MessageSid": sent.provider_id,
+        "MessageStatus": "delivered",
+        "From": ours,
+        "To": phone,
+    }
+    inbound_form = {
+        "AccountSid": world.sms.account_sid,
+        "MessageSid": "SM" + uuid.uuid4().hex,
+        "From": phone,
+        "To": ours,
+        "Body": "1",
+        "NumMedia": "0",
+    }
+    gone = await Client.connect(
+        "127.0.0.1:9",
+        lazy=True,
+        retry_config=RetryConfig(max_retries=0),
+        data_converter=pydantic_data_converter,
+    )
+    async with serve_webhooks(gone, world.engine, world.settings) as down:
+        async with httpx.AsyncClient() as http:
+            for path, form in ((STATUS_PATH, status_form), (INBOUND_PATH, inbound_form)):
+                signed = twilio_signature(world.sms.auth_token, down + path, form)
+                answer = await http.post(
+                    down + path, data=form, headers={"X-Twilio-Signature": signed}
+                )
+                assert answer.status_code == 503, answer.text
+    assert world.row(outbound.attempt_id).delivery == "queued"
+    assert await heard(case) == ([], [])
+    # Delivered again, to the webhooks that can reach the case: told once each.
+    assert (await world.post(STATUS_PATH, status_form)).status_code == 200
+    assert (await world.post(INBOUND_PATH, inbound_form)).status_code == 200
+    replies, deliveries = await until(lambda: _with_delivery(case))
+    assert len(replies) == 1 and len(deliveries) == 1
+    assert world.row(outbound.attempt_id).delivery == "delivered"
