@@ -120,7 +120,7 @@ def test_status_callbacks_are_signed_as_twilio_signs(sms_sandbox: SmsSandbox):
         sent = send(
             sms_sandbox, To=PATIENT, From=sms_sandbox.numbers[1], Body="hi", StatusCallback=callback
         ).json()
-        assert eventually(lambda: len(receiver.posted) == 3, timeout=5)
+        assert eventually(lambda: len(receiver.posted) == 3, timeout=15)
     statuses = [post.form["MessageStatus"] for post in receiver.posted]
     assert statuses == ["queued", "sent", "delivered"]
     for post in receiver.posted:
@@ -145,7 +145,7 @@ def test_an_unreachable_number_ends_undelivered_30003(sms_sandbox: SmsSandbox):
             Body="hi",
             StatusCallback=receiver.url,
         )
-        assert eventually(lambda: len(receiver.posted) == 3, timeout=5)
+        assert eventually(lambda: len(receiver.posted) == 3, timeout=15)
     last = receiver.posted[-1].form
     assert (last["MessageStatus"], last["ErrorCode"]) == ("undelivered", "30003")
 
@@ -156,19 +156,25 @@ def test_stop_opts_out_of_that_sender_and_start_opts_back_in(sms_sandbox: SmsSan
         sms_sandbox.set_inbound_url(f"{receiver.url}/inbound")
         try:
             sms_sandbox.reply(patient, ours, " stop ")
-            assert eventually(lambda: len(receiver.posted) == 1, timeout=5)
+            assert eventually(lambda: len(receiver.posted) == 1, timeout=15)
             refused = send(sms_sandbox, To=patient, From=ours, Body="hi")
             assert refused.status_code == 400 and refused.json()["code"] == 21610
             assert send(sms_sandbox, To=patient, From=other, Body="hi").status_code == 201
             sms_sandbox.reply(patient, ours, "START")
             sms_sandbox.reply(patient, ours, "help")
             sms_sandbox.reply(patient, ours, "stop please")  # not a keyword: a sentence
-            assert eventually(lambda: len(receiver.posted) == 4, timeout=5)
+            assert eventually(lambda: len(receiver.posted) == 4, timeout=15)
         finally:
             sms_sandbox.set_inbound_url(None)
     assert send(sms_sandbox, To=patient, From=ours, Body="hi").status_code == 201
     inbound = [post.form for post in receiver.posted]
-    assert [form.get("OptOutType") for form in inbound] == ["STOP", "START", "HELP", None]
+    # Texts sent together may arrive in any order, as with Twilio.
+    assert {form["Body"]: form.get("OptOutType") for form in inbound} == {
+        " stop ": "STOP",
+        "START": "START",
+        "help": "HELP",
+        "stop please": None,
+    }
     url = f"{receiver.url}/inbound"
     for post in receiver.posted:
         form = post.form
@@ -178,4 +184,3 @@ def test_stop_opts_out_of_that_sender_and_start_opts_back_in(sms_sandbox: SmsSan
         assert (form["From"], form["To"], form["NumMedia"]) == (patient, ours, "0")
         assert re.fullmatch(r"SM[0-9a-f]{32}", form["MessageSid"])
         assert form["AccountSid"] == sms_sandbox.account_sid
-    assert inbound[0]["Body"] == " stop "
