@@ -33,7 +33,7 @@ class Stack:
     def create(cls, keep: bool = False) -> Stack:
         return cls(Path(tempfile.mkdtemp(prefix="followthrough-bench-")), keep)
 
-    def _own(self, process: subprocess.Popen) -> subprocess.Popen:
+    def own(self, process: subprocess.Popen) -> subprocess.Popen:
         self.processes.append(process)
         return process
 
@@ -82,11 +82,11 @@ class Stack:
         if tuned:
             for pragma in dev.SQLITE_PRAGMAS:
                 command += ["--sqlite-pragma", pragma]
-        return self._own(self._spawn(command, name))
+        return self.own(self._spawn(command, name))
 
     def baseline_worker(self, address: str, name: str) -> subprocess.Popen:
         command = [sys.executable, "-m", "bench.baseline", "--task-queue", BASELINE_QUEUE]
-        return self._own(self._spawn(command, name, {"TEMPORAL_ADDRESS": address}))
+        return self.own(self._spawn(command, name, {"TEMPORAL_ADDRESS": address}))
 
     def app_env(self, address: str, api_port: int, jwt_secret: str) -> dict[str, str]:
         """The worker's and the API's configuration, with the EHR link off: this stack has no
@@ -105,10 +105,10 @@ class Stack:
         }
 
     def referral_worker(self, env: dict[str, str]) -> subprocess.Popen:
-        return self._own(dev.start_worker(env, self.home / "worker.log"))
+        return self.own(dev.start_worker(env, self.home / "worker.log"))
 
     def api(self, env: dict[str, str]) -> subprocess.Popen:
-        return self._own(dev.start_api(env, int(env["API_PORT"]), self.home / "api.log"))
+        return self.own(dev.start_api(env, int(env["API_PORT"]), self.home / "api.log"))
 
     async def wait_for_api(self, api: subprocess.Popen, env: dict[str, str]) -> str:
         """The API's base URL, once it answers."""

@@ -1,0 +1,141 @@
+"""The faults of a chaos run, while its traffic flows: the worker SIGKILLed and restarted every few
+seconds, the Temporal dev server killed and restarted once, the EHR down for a while, and an API
+process killed in the middle of requests. Each fault is logged with when it hit, when the part
+was back, and (from the traffic's successes) when work through that part succeeded again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bench.chaos_stack import ChaosStack, now
+from bench.chaos_traffic import Book
+
+
+@dataclass
+class Fault:
+    kind: str  # worker killed, temporal restarted, ehr down, api killed
+    hit: float
+    back: float | None = None
+    recovered: float | None = None  # the first success through the part after it was back
+
+    @property
+    def outage(self) -> float:
+        return (self.back or self.hit) - self.hit
+
+    @property
+    def recovery(self) -> float | None:
+        return None if self.recovered is None or self.back is None else self.recovered - self.back
+
+
+@dataclass
+class FaultPlan:
+    kill_worker_every: float = 5.0  # seconds between worker kills (0: never)
+    ehr_outage: float = 15.0  # seconds the EHR stays down (0: never down)
+    # When each one-off fault hits, as the share of the cases opened so far.
+    api_kill_at: float = 0.2
+    temporal_restart_at: float = 0.4
+    ehr_down_at: float = 0.6
+
+
+@dataclass
+class Faults:
+    stack: ChaosStack
+    book: Book
+    plan: FaultPlan
+    say: Callable[[str], None]
+    # How many accepted claims still wait for the EHR to verify them (scheduled, not yet so).
+    unverified: Callable[[], Awaitable[int]]
+    log: list[Fault] = field(default_factory=list)
+
+    async def run(self, traffic_done: asyncio.Event) -> None:
+        """Break things until the traffic is done; every part is up again when this returns."""
+        one_offs = [
+            (self.plan.api_kill_at, self._kill_api),
+            (self.plan.temporal_restart_at, self._restart_temporal),
+            *([(self.plan.ehr_down_at, self._ehr_down)] if self.plan.ehr_outage else []),
+        ]
+        next_kill = now() + self.plan.kill_worker_every
+        while not traffic_done.is_set():
+            opened = len(self.book.opened) / max(1, self.book.cases)
+            if one_offs and opened >= one_offs[0][0]:
+                _, fault = one_offs.pop(0)
+                await fault()
+                next_kill = now() + self.plan.kill_worker_every
+            elif self.plan.kill_worker_every and now() >= next_kill:
+                await self._kill_worker()
+                next_kill = now() + self.plan.kill_worker_every
+            try:
+                await asyncio.wait_for(traffic_done.wait(), 0.2)
+            except TimeoutError:
+                pass
+
+    async def _kill_worker(self) -> None:
+        fault = Fault("worker killed", now())
+        self.stack.kill(self.stack.worker)
+        await asyncio.sleep(0.5)
+        self.stack.start_worker()
+        fault.back = now()
+        self.log.append(fault)
+
+    async def _kill_api(self) -> None:
+        """API 1 is killed while requests are in flight on it (waited for, up to 10 s)."""
+        for _ in range(1000):
+            if self.book.in_flight[1]:
+                break
+            await asyncio.sleep(0.01)
+        fault = Fault("api killed", now())
+        in_flight = self.book.in_flight[1]
+        self.stack.kill(self.stack.apis[1])
+        self.say(f"API process killed with {in_flight} requests in flight")
+        await asyncio.sleep(1)
+        await self.stack.start_api(1)
+        fault.back = now()
+        self.log.append(fault)
+
+    async def _restart_temporal(self) -> None:
+        fault = Fault("temporal restarted", now())
+        self.stack.kill(self.stack.temporal)
+        self.say("Temporal dev server killed; restarting it on its database")
+        await asyncio.sleep(1)
+        await self.stack.start_temporal()
+        fault.back = now()
+        self.log.append(fault)
+
+    async def _ehr_down(self) -> None:
+        fault = Fault("ehr down", now())
+        self.stack.kill(self.stack.ehr)
+        self.say(f"EHR sandbox down for {self.plan.ehr_outage:.0f}s")
+        await asyncio.sleep(self.plan.ehr_outage)
+        await self.stack.start_ehr()
+        fault.back = now()
+        self.log.append(fault)
+        # Recovered once every claim that waited on the EHR is verified (its retries back off up
+        # to two minutes, so this can take that long).
+        for _ in range(300):
+            if not await self.unverified():
+                fault.recovered = now()
+                break
+            await asyncio.sleep(1)
+
+    def measure_recovery(self) -> None:
+        """For each fault, the first success after it was back through what it broke: an action
+        (worker, Temporal) or a request to the killed API. (The EHR's is measured as it comes back.)"""
+        through = {
+            "worker killed": lambda kind, api: kind == "action",
+            "temporal restarted": lambda kind, api: kind in ("action", "open"),
+            "api killed": lambda kind, api: api == 1,
+        }
+        for fault in self.log:
+            if fault.kind not in through:
+                continue
+            passes = through[fault.kind]
+            fault.recovered = next(
+                (
+                    at
+                    for at, kind, api in sorted(self.book.successes)
+                    if fault.back is not None and at >= fault.back and passes(kind, api)
+                ),
+                None,
+            )
