@@ -1,16 +1,13 @@
 """The case's audit trail: every timeline event goes to the ledger, hash-chained, in order.
 
-A background task in the workflow writes pending entries with an activity; the ledger stores
-each (case, seq) once, so activity retries and replays never duplicate or reorder. An action
-answers as soon as the workflow accepts it, and its entries follow a few milliseconds later (the
-case's detail counts them as `ledger_pending` meanwhile).
+A background task in the workflow writes pending entries with a local activity; the ledger
+stores each (case, seq) once, so activity retries and replays never duplicate or reorder.
 
-Cases opened before this was so write with a local activity, which holds the workflow task open
-until it is done (so an action's entries wait for its reply first, on a 1 ms timer). A care-team
-action that reached such a case while the local activity ran was seen after the write when the
-case ran and before it when the case was replayed, which the chaos run showed can make a history
-that does not replay. A regular activity's result is an event in the history like the action
-itself, so both are seen in the same order every time: new cases write that way.
+A local activity holds the workflow task open until it is done, and with it the reply to an
+update. So entries a care-team action records are written just after its reply, not before it:
+the action answers as fast as the workflow accepts it, and its entries follow a few milliseconds
+later (the case's detail counts them as `ledger_pending` meanwhile). Opening a case is the
+exception: its entries are written at once, in the one workflow task that opens it.
 
 When the ledger refuses an entry (one already stored under the same number with another hash),
 retrying cannot help: the case says so in its detail, a metric counts it, and the case's next
@@ -36,9 +33,6 @@ with workflow.unsafe.imports_passed_through():
 LEDGER_PATCH = "audit-ledger"
 # Cases started before replies went first write every entry before the reply.
 REPLY_FIRST_PATCH = "ledger-after-reply"
-# Cases started before the ledger was written by a regular activity write with a local one.
-ACTIVITY_PATCH = "ledger-activity"
-LEDGER_TIMEOUT = timedelta(seconds=30)
 # Cases started before hashes covered the structured event hash the summary's wording too.
 STRUCTURED_HASH_PATCH = "ledger-structured-hash"
 OPENING_UPDATE = "open_case"  # the kit's name for the update that opens a case
@@ -142,26 +136,17 @@ class AuditTrail:
                 self.unsent.clear()
                 continue
             self.writing = True
-            by_activity = workflow.patched(ACTIVITY_PATCH)
-            if not by_activity and self.after_reply and workflow.patched(REPLY_FIRST_PATCH):
+            if self.after_reply and workflow.patched(REPLY_FIRST_PATCH):
                 await workflow.sleep(REPLY_FIRST_DELAY)
             self.after_reply = False
             batch = list(self.unsent)
             try:
-                if by_activity:
-                    await workflow.execute_activity_method(
-                        LedgerActivities.append,
-                        LedgerBatch(entries=batch),
-                        start_to_close_timeout=LEDGER_TIMEOUT,
-                        retry_policy=LEDGER_RETRY,
-                    )
-                else:
-                    await workflow.execute_local_activity_method(
-                        LedgerActivities.append,
-                        LedgerBatch(entries=batch),
-                        start_to_close_timeout=LEDGER_TIMEOUT,
-                        retry_policy=LEDGER_RETRY,
-                    )
+                await workflow.execute_local_activity_method(
+                    LedgerActivities.append,
+                    LedgerBatch(entries=batch),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=LEDGER_RETRY,
+                )
             except (ActivityError, ApplicationError) as err:
                 # Only a refusal gets here (anything else is retried): stop writing, loudly. A
                 # local activity's failure may arrive as itself or wrapped in an ActivityError.
