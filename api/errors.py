@@ -8,7 +8,7 @@ here give every answer that shape. The web UI's pages keep answering as they do.
 
 Each operation documents the statuses it can answer with `responses(...)`, e.g.
 `APIRouter(..., responses=responses(*SIGNED_IN))` on a router and
-`@router.post(..., responses=responses(404, 409, **{"409": "The case is closed"}))` on a route.
+`@router.post(..., responses=responses(404, 409, said={409: "The case is closed"}))` on a route.
 """
 
 from __future__ import annotations
@@ -92,14 +92,8 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """An error answer in the problem shape."""
-    body = Problem(
-        title=_title(status_code),
-        status=status_code,
-        detail=detail,
-        errors=[FieldProblem.model_validate(e) for e in errors] if errors is not None else None,
-    )
     return JSONResponse(
-        jsonable_encoder(body, exclude_none=True),
+        _body(status_code, detail, errors),
         status_code=status_code,
         headers=headers,
         media_type=PROBLEM_JSON,
@@ -108,10 +102,16 @@ def problem(
 
 def problem_body(status_code: int, detail: Any) -> dict[str, Any]:
     """The problem body an HTTPException's detail answers (kept for idempotent replays)."""
-    text, errors = _told(detail, status_code)
-    body = Problem(title=_title(status_code), status=status_code, detail=text)
-    if errors is not None:
-        body.errors = [FieldProblem.model_validate(e) for e in errors]
+    return _body(status_code, *_told(detail, status_code))
+
+
+def _body(status_code: int, detail: str, errors: list[dict[str, Any]] | None) -> dict[str, Any]:
+    body = Problem(
+        title=_title(status_code),
+        status=status_code,
+        detail=detail,
+        errors=[FieldProblem.model_validate(e) for e in errors] if errors is not None else None,
+    )
     return jsonable_encoder(body, exclude_none=True)
 
 
@@ -233,16 +233,16 @@ INTEGRATION = (400, 401, 422, 503)  # an outside system's webhook with its own c
 WITH_BODY = (400,)  # any operation that reads a JSON body
 
 
-def responses(*statuses: int, **described: str) -> dict[int | str, dict[str, Any]]:
+def responses(*statuses: int, said: dict[int, str] | None = None) -> dict[int | str, Any]:
     """The `responses=` of a route or router: each status documented with the problem shape,
-    with its standard meaning or the one given by its number (`**{"409": "..."}`)."""
-    told = {int(code): text for code, text in described.items()}
+    with its standard meaning, or what `said` says of it on this route."""
+    said = said or {}
     return {
         code: {
-            "description": told.get(code, MEANINGS.get(code, _title(code))),
+            "description": said.get(code, MEANINGS.get(code, _title(code))),
             "content": PROBLEM_CONTENT,
         }
-        for code in sorted({*statuses, *told})
+        for code in sorted({*statuses, *said})
     }
 
 

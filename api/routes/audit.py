@@ -34,8 +34,8 @@ def readable_trail(engine, case_id: str, actor: Actor, view: str) -> list[audit.
 
 
 # A case's ledger: its team's (or any, for auditors and admins); kept after Temporal forgets it.
-LEDGER_READ = responses(403, 404, **{"404": "No audit trail for the case"})
-AUDITORS_ONLY = responses(403, **{"403": "For auditors and admins"})
+LEDGER_READ = responses(403, 404, said={404: "No audit trail for the case"})
+AUDITORS_ONLY = responses(403, said={403: "For auditors and admins"})
 
 
 @router.get("/cases/{case_id}/audit", response_model=list[audit.AuditEvent], responses=LEDGER_READ)

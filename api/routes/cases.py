@@ -62,9 +62,9 @@ class OpenedCases(BaseModel):
             *WITH_BODY,
             502,
             503,
-            **{
-                "403": "An auditor, or a resource routed to another team than yours",
-                "422": "Not a valid FHIR R4 resource, or one that opens no case",
+            said={
+                403: "An auditor, or a resource routed to another team than yours",
+                422: "Not a valid FHIR R4 resource, or one that opens no case",
             },
         ),
     },
@@ -104,7 +104,7 @@ Filter = Annotated[str | None, Query(pattern=queues.SAFE_VALUE.pattern)]
 @router.get(
     "",
     response_model=queues.QueuePage,
-    responses=responses(403, 503, **{"403": "Another team's queue than yours"}),
+    responses=responses(403, 503, said={403: "Another team's queue than yours"}),
 )
 async def work_queue(
     client: TemporalDep,
@@ -165,12 +165,12 @@ async def read_case(
     responses=responses(
         *CASE_SCOPED,
         *WITH_BODY,
-        **{
-            "403": "Your role or team may not act on this case",
-            "404": "Unknown case or action",
-            "409": "The action does not fit the case's stage, the case is closed, or a request "
+        said={
+            403: "Your role or team may not act on this case",
+            404: "Unknown case or action",
+            409: "The action does not fit the case's stage, the case is closed, or a request "
             "with this Idempotency-Key is in progress",
-            "422": "The action's content is invalid, or the Idempotency-Key was used for another "
+            422: "The action's content is invalid, or the Idempotency-Key was used for another "
             "request",
         },
     ),

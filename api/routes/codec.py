@@ -128,9 +128,9 @@ CODEC_OPERATION: dict[str, Any] = {
             401,
             403,
             422,
-            **{
-                "403": "Not an auditor or admin, or a browser page from another origin",
-                "422": 'Not {"payloads": [...]}, or a payload that cannot be decrypted',
+            said={
+                403: "Not an auditor or admin, or a browser page from another origin",
+                422: 'Not {"payloads": [...]}, or a payload that cannot be decrypted',
             },
         ),
     },

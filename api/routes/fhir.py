@@ -142,10 +142,10 @@ def referenced(body: Any) -> list[tuple[str, str]]:
     responses=responses(
         *INTEGRATION,
         502,
-        **{
-            "401": "Missing or wrong integration credential",
-            "422": "Invalid notification, or an order that cannot open a case",
-            "503": "The EHR or Temporal did not answer; send the notification again later",
+        said={
+            401: "Missing or wrong integration credential",
+            422: "Invalid notification, or an order that cannot open a case",
+            503: "The EHR or Temporal did not answer; send the notification again later",
         },
     ),
 )

@@ -8,7 +8,7 @@ from api.errors import responses
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", responses=responses(503, **{"503": "Temporal is unreachable"}))
+@router.get("/healthz", responses=responses(503, said={503: "Temporal is unreachable"}))
 async def healthz(client: TemporalDep) -> dict[str, str]:
     """Healthy when Temporal answers."""
     try:

@@ -20,7 +20,7 @@ router = APIRouter(tags=["metrics"])
 @router.get(
     "/api/v1/metrics",
     response_model=list[metrics.GroupMetrics],
-    responses=responses(*SIGNED_IN, 403, **{"403": "Another team's metrics than yours"}),
+    responses=responses(*SIGNED_IN, 403, said={403: "Another team's metrics than yours"}),
 )
 def care_metrics(
     actor: CurrentUser,

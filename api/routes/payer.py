@@ -64,10 +64,10 @@ def payer_integration(
         202: {"description": "Delivered to the case, or the case is closed (`delivered` false)"},
         **responses(
             *INTEGRATION,
-            **{
-                "401": "Missing or wrong payer credential",
-                "422": "Not a PAS notification carrying a PAS response",
-                "503": "The case could not be told now; send the notification again",
+            said={
+                401: "Missing or wrong payer credential",
+                422: "Not a PAS notification carrying a PAS response",
+                503: "The case could not be told now; send the notification again",
             },
         ),
     },

@@ -25,9 +25,9 @@ router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
             *WITH_BODY,
             502,
             503,
-            **{
-                "403": "An auditor, or an order routed to another team than yours",
-                "422": "Not a valid FHIR R4 ServiceRequest order",
+            said={
+                403: "An auditor, or an order routed to another team than yours",
+                422: "Not a valid FHIR R4 ServiceRequest order",
             },
         ),
     },
