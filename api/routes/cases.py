@@ -14,7 +14,7 @@ from api.actions import action_bodies, actions_described
 from api.deps import Caseworker, CurrentUser, EngineDep, Instant, SettingsDep, TemporalDep
 from api.errors import CASE_SCOPED, PROBLEM_JSON, SIGNED_IN, WITH_BODY, problem_body, responses
 from api.opening import open_from
-from api.routes.fhir import FHIR_RESOURCE, FhirDep
+from api.routes.fhir import FhirDep, fhir_resource
 from workflows import pathways
 from workflows.care.models import Actor, CaseDetail
 
@@ -78,7 +78,7 @@ async def open_cases(
     resource: dict[str, Any] = Body(
         description="A FHIR R4 resource that opens cases, e.g. a ServiceRequest (intent order, "
         "status active): a referral, and a prior authorization when the order needs one",
-        json_schema_extra=FHIR_RESOURCE,
+        json_schema_extra=fhir_resource(*(p.opens_from for p in pathways.PATHWAYS)),
     ),
     pathway: Annotated[
         str | None, Query(description="Open only this pathway's case (its case type)")

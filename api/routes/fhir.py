@@ -32,11 +32,15 @@ REFERENCE = re.compile(
     r"(?:^|/)(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$"
 )
 MAX_RESOURCES = 100
-# What the OpenAPI document can say of any FHIR resource; the rest is FHIR R4's own rules.
-FHIR_RESOURCE = {
-    "required": ["resourceType"],
-    "properties": {"resourceType": {"type": "string", "pattern": "^[A-Z][A-Za-z]+$"}},
-}
+
+
+def fhir_resource(*types: str) -> dict[str, Any]:
+    """What the OpenAPI document can say of a FHIR resource body of one of these types; the rest
+    is FHIR R4's own rules."""
+    return {
+        "required": ["resourceType"],
+        "properties": {"resourceType": {"enum": sorted(set(types))}},
+    }
 
 
 class NotificationResult(BaseModel):
@@ -157,10 +161,16 @@ async def notification(
         description="A FHIR notification Bundle or a reference",
         json_schema_extra={
             "anyOf": [
-                {**FHIR_RESOURCE, "properties": {"resourceType": {"const": "Bundle"}}},
+                fhir_resource("Bundle"),
                 {
                     "required": ["reference"],
-                    "properties": {"reference": {"type": "string", "pattern": REFERENCE.pattern}},
+                    # The same pattern, without Python's group names (not in JSON Schema's regexes)
+                    "properties": {
+                        "reference": {
+                            "type": "string",
+                            "pattern": re.sub(r"\?P<\w+>", "", REFERENCE.pattern),
+                        }
+                    },
                 },
             ]
         },

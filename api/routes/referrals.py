@@ -8,8 +8,9 @@ from fastapi import APIRouter, Body, Response, status
 from api.deps import Caseworker, SettingsDep, TemporalDep
 from api.errors import SIGNED_IN, WITH_BODY, responses
 from api.opening import open_from
-from api.routes.fhir import FHIR_RESOURCE, FhirDep
+from api.routes.fhir import FhirDep, fhir_resource
 from workflows.care.models import CaseDetail
+from workflows.pathways import BY_TYPE
 
 router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
 
@@ -40,7 +41,7 @@ async def open_referral(
     fhir: FhirDep,
     service_request: dict[str, Any] = Body(
         description="A FHIR R4 ServiceRequest (intent order, status active)",
-        json_schema_extra=FHIR_RESOURCE,
+        json_schema_extra=fhir_resource(BY_TYPE["referral"].opens_from),
     ),
 ) -> CaseDetail:
     """Open a referral case for an order. The same order again answers with the same case.
