@@ -42,6 +42,7 @@ API_PATHS = ("/api/", "/codec/", "/healthz", "/metrics")
 # What Starlette says of a body it could not read; told to the caller as what to do instead.
 UNREADABLE_BODY = "There was an error parsing the body"
 NOT_JSON = "The request body is not valid JSON; send a JSON document (UTF-8)"
+NOT_READABLE = "The request body could not be read as its Content-Type says"
 MOST_TOLD = 3  # field errors spelled out in `detail`; `errors` lists them all
 
 
@@ -123,8 +124,6 @@ def _told(detail: Any, status_code: int) -> tuple[str, list[dict[str, Any]] | No
             for e in detail
         ]
         return summary(errors), errors
-    if status_code == status.HTTP_400_BAD_REQUEST and detail == UNREADABLE_BODY:
-        return NOT_JSON, None
     if detail is None or detail == "":
         return _title(status_code), None
     return str(detail), None
@@ -146,6 +145,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if not _is_api(request):
         return await http_exception_handler(request, exc)
     detail, errors = _told(exc.detail, exc.status_code)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == UNREADABLE_BODY:
+        json_sent = "json" in request.headers.get("content-type", "")
+        detail = NOT_JSON if json_sent else NOT_READABLE
     headers = dict(exc.headers or {})
     if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
         # Starlette names the methods of the first route on the path; a path has several.
