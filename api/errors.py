@@ -181,14 +181,14 @@ UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 
 async def _temporal_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RPCError)
-    log.error("temporal_error", status=exc.status.name)  # its message is not logged: no PHI
-    if exc.status in UNAVAILABLE:
-        return problem(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "Temporal did not answer; try again shortly",
-            headers={"Retry-After": "10"},
-        )
-    return _server_error(request)
+    if not _is_api(request) or exc.status not in UNAVAILABLE:
+        raise exc  # a server error like any other: logged with its traceback, answered 500
+    log.warning("temporal_unavailable", status=exc.status.name)
+    return problem(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "Temporal did not answer; try again shortly",
+        headers={"Retry-After": "10"},
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

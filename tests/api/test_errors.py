@@ -7,7 +7,10 @@ from __future__ import annotations
 import base64
 import time
 
+import httpx
 import pytest
+from fastapi import APIRouter
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.main import create_app
 from tests.conftest import eventually
@@ -185,3 +188,29 @@ def test_every_error_an_operation_answers_is_documented_with_the_problem_shape()
                 assert "400" in answers, where
             if "{case_id}" in path:
                 assert {"403", "404"} <= answers.keys(), where
+
+
+async def test_server_errors_answer_the_problem_shape_too():
+    """Temporal not answering is a 503 to try again; anything else unexpected a 500 naming the
+    request id, with nothing of what failed."""
+    app = create_app()
+    failing = APIRouter()
+
+    @failing.get("/api/v1/down")
+    async def down() -> None:
+        raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+    @failing.get("/api/v1/broken")
+    async def broken() -> None:
+        raise RuntimeError("Jane Q Doe")
+
+    app.include_router(failing)
+    # No lifespan, so no Temporal: the routes above need none.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        down_answer = await http.get("/api/v1/down")
+        broken_answer = await http.get("/api/v1/broken", headers={"x-request-id": "desk-7"})
+    assert problem(down_answer, 503)["detail"] == "Temporal did not answer; try again shortly"
+    assert down_answer.headers["retry-after"] == "10"
+    assert "Request id desk-7" in problem(broken_answer, 500)["detail"]
+    assert "Jane" not in broken_answer.text
