@@ -28,6 +28,7 @@ Checks left out, each where the document cannot carry what decides the answer:
 
 from __future__ import annotations
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -90,8 +91,6 @@ def prior_auth_order() -> dict:
 @pytest.fixture(scope="module")
 def real_cases(stack: Stack) -> list[str]:
     """A referral (team cardiology) and a prior authorization (team authorizations)."""
-    import httpx
-
     admin = stack.token("ada", Role.ADMIN)
     with httpx.Client(base_url=stack.base_url, timeout=30) as http:
         opened = http.post("/api/v1/cases", json=prior_auth_order(), headers=admin)
