@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
 from activities.ledger.anchor import Anchor
 from activities.ledger.tables import AccessRow, LedgerHead, LedgerRow, as_stored
+from api.deps import Instant
 from workflows.care.chain import GENESIS, link
 from workflows.care.models import Actor, CaseDetail, LedgerEntry, TimelineEvent
 
@@ -24,6 +26,10 @@ class AuditEvent(LedgerEntry):
 def utc(moment: datetime) -> datetime:
     """SQLite hands timestamps back without their zone; they were stored in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# A moment read back from the app database, answered with its zone (UTC).
+StoredTime = Annotated[datetime, AfterValidator(utc)]
 
 
 def to_event(row: LedgerRow) -> AuditEvent:
@@ -172,8 +178,8 @@ def verify_chain(
 class EventSearch(BaseModel):
     kind: str | None = None
     actor: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
     case_type: str | None = None
     team: str | None = None
     location: str | None = None
@@ -255,7 +261,7 @@ def record_access(
 
 
 class Access(BaseModel):
-    at: datetime
+    at: StoredTime
     user_id: str
     role: str
     case_id: str

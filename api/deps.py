@@ -7,11 +7,13 @@ bound for the rest of the request."""
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BeforeValidator
 from sqlalchemy import Engine
 from temporalio.client import Client
 
@@ -20,6 +22,53 @@ from workers.settings import Settings
 from workflows.care.models import Actor, Role
 
 bearer = HTTPBearer(auto_error=False)
+RFC_3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def _date_time(value: Any) -> Any:
+    # Pydantic would read `0.5` as seconds since 1970; a person means a date and a time.
+    if isinstance(value, str) and not RFC_3339.match(value):
+        raise ValueError("expected a date-time with its offset, e.g. 2026-01-31T17:00:00Z")
+    return value
+
+
+async def single_values(request: Request) -> None:
+    """Refuse a query parameter given twice unless it takes a list (as the document says):
+    `?team=a&team=b` would otherwise quietly mean `team=b`."""
+    given = [name for name, _ in request.query_params.multi_items()]
+    repeated = {name for name in given if given.count(name) > 1}
+    if not repeated:
+        return
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", request.url.path)
+    operation = request.app.openapi()["paths"].get(path, {}).get(request.method.lower(), {})
+    lists = {
+        parameter["name"]
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query" and _takes_list(parameter.get("schema", {}))
+    }
+    once = sorted(repeated - lists)
+    if once:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {"loc": ["query", name], "msg": "give this parameter once", "type": "value_error"}
+                for name in once
+            ],
+        )
+
+
+def _takes_list(schema: dict[str, Any]) -> bool:
+    return any(s.get("type") == "array" for s in [schema, *schema.get("anyOf", [])])
+
+
+SingleValues = Depends(single_values)
+
+
+# A moment in a query string: an RFC 3339 date-time with its offset, nothing else.
+Instant = Annotated[AwareDatetime, BeforeValidator(_date_time)]
 
 
 async def get_settings(request: Request) -> Settings:

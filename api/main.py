@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api import errors
+from api.deps import SingleValues
 from api.middleware import RequestContext
 from api.routes import (
     audit,
@@ -65,7 +67,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         codec,
         patients,
     ):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[SingleValues])
+    errors.install(app)
+    _publish_problem_schema(app)
     mount_web(app)  # the care-team web UI under /, over the same service layer
     app.add_middleware(RequestContext)  # outermost: its request id covers everything inside
     return app
+
+
+def _publish_problem_schema(app: FastAPI) -> None:
+    """The OpenAPI document with the problem shape every error answer refers to."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        document = build()  # made once, kept by FastAPI
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.update(errors.openapi_components())
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 from datetime import datetime
 
@@ -16,6 +18,7 @@ from workflows.care import search
 from workflows.care.models import Actor, Role
 
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9_\-.:/@ ]{1,128}$")
+MAC_BYTES = 16
 
 
 class QueueItem(BaseModel):
@@ -78,8 +81,40 @@ class QueueFilter(BaseModel):
         return " AND ".join(clauses)
 
 
+def seal(key: bytes, query: str, token: bytes) -> str:
+    """Temporal's next-page token as the caller gets it: tied to the query it pages and signed,
+    so a token made up or carried to other filters is refused here, not by Temporal (which
+    answers a bad one only after retrying for seconds)."""
+    return base64.urlsafe_b64encode(_mac(key, query, token) + token).decode()
+
+
+def unseal(key: bytes, query: str, sealed: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(sealed)
+    except (binascii.Error, ValueError):
+        raw = b""
+    mac, token = raw[:MAC_BYTES], raw[MAC_BYTES:]
+    if not token or not hmac.compare_digest(mac, _mac(key, query, token)):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "Invalid page_token: send the next_page_token of the page before, with the same "
+            "filters, or none for the first page",
+        )
+    return token
+
+
+def _mac(key: bytes, query: str, token: bytes) -> bytes:
+    message = b"work-queue-page\0" + query.encode() + b"\0" + token
+    return hmac.new(key, message, hashlib.sha256).digest()[:MAC_BYTES]
+
+
 async def work_queue(
-    client: Client, actor: Actor, filters: QueueFilter, page_size: int, page_token: str | None
+    client: Client,
+    actor: Actor,
+    filters: QueueFilter,
+    page_size: int,
+    page_token: str | None,
+    key: bytes = b"",
 ) -> QueuePage:
     if actor.role in (Role.COORDINATOR, Role.SUPERVISOR):
         if filters.team not in (None, actor.team):
@@ -87,11 +122,9 @@ async def work_queue(
                 status.HTTP_403_FORBIDDEN, f"You can see the queue of team {actor.team} only"
             )
         filters = filters.model_copy(update={"team": actor.team})
-    try:
-        token = base64.urlsafe_b64decode(page_token) if page_token else None
-    except (binascii.Error, ValueError):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "Invalid page_token") from None
-    executions = client.list_workflows(filters.query(), page_size=page_size, next_page_token=token)
+    query = filters.query()
+    token = unseal(key, query, page_token) if page_token else None
+    executions = client.list_workflows(query, page_size=page_size, next_page_token=token)
     await executions.fetch_next_page()
     items = []
     for execution in executions.current_page or []:
@@ -114,5 +147,5 @@ async def work_queue(
     next_token = executions.next_page_token
     return QueuePage(
         items=items,
-        next_page_token=base64.urlsafe_b64encode(next_token).decode() if next_token else None,
+        next_page_token=seal(key, query, next_token) if next_token else None,
     )

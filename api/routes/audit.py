@@ -11,11 +11,12 @@ from temporalio.service import RPCError
 from activities.ledger.anchor import Anchor
 from api import audit, cases
 from api.deps import CurrentUser, EngineDep, SettingsDep, TemporalDep, require_role
+from api.errors import SIGNED_IN, responses
 from api.proof import proof_bundle
 from api.routes.cases import CaseId
 from workflows.care.models import Actor, Role
 
-router = APIRouter(prefix="/api/v1", tags=["audit"])
+router = APIRouter(prefix="/api/v1", tags=["audit"], responses=responses(*SIGNED_IN))
 Auditor = Annotated[Actor, require_role(Role.AUDITOR, Role.ADMIN)]
 
 
@@ -32,13 +33,20 @@ def readable_trail(engine, case_id: str, actor: Actor, view: str) -> list[audit.
     return trail
 
 
-@router.get("/cases/{case_id}/audit", response_model=list[audit.AuditEvent])
+# A case's ledger: its team's (or any, for auditors and admins); kept after Temporal forgets it.
+LEDGER_READ = responses(403, 404, said={404: "No audit trail for the case"})
+AUDITORS_ONLY = responses(403, said={403: "For auditors and admins"})
+
+
+@router.get("/cases/{case_id}/audit", response_model=list[audit.AuditEvent], responses=LEDGER_READ)
 def case_audit(case_id: CaseId, actor: CurrentUser, engine: EngineDep) -> list[audit.AuditEvent]:
     """The case's ledger as a timeline, oldest first. Kept after Temporal has forgotten the case."""
     return readable_trail(engine, case_id, actor, "audit")
 
 
-@router.get("/cases/{case_id}/audit/verify", response_model=audit.ChainReport)
+@router.get(
+    "/cases/{case_id}/audit/verify", response_model=audit.ChainReport, responses=LEDGER_READ
+)
 async def verify_case_chain(
     case_id: CaseId,
     actor: CurrentUser,
@@ -56,7 +64,17 @@ async def verify_case_chain(
     return audit.check_case(engine, case_id, case, Anchor(settings.ledger_anchor_key))
 
 
-@router.get("/cases/{case_id}/proof")
+@router.get(
+    "/cases/{case_id}/proof",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A FHIR R4 Bundle (collection) of AuditEvent and Provenance",
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        },
+        **LEDGER_READ,
+    },
+)
 def case_proof(case_id: CaseId, actor: CurrentUser, engine: EngineDep) -> Response:
     """The case's proof as a FHIR R4 Bundle of AuditEvent and Provenance resources."""
     trail = readable_trail(engine, case_id, actor, "proof")
@@ -70,24 +88,35 @@ class EventPage(BaseModel):
     offset: int
 
 
+MAX_OFFSET = 2**31 - 1  # beyond any ledger; the database's integers end not far above
 # The ledger search's filters, read from the query string (kind, actor, since, until, ...).
 SearchDep = Annotated[audit.EventSearch, Query()]
 
 
-@router.get("/audit/events", response_model=EventPage)
+@router.get("/audit/events", response_model=EventPage, responses=AUDITORS_ONLY)
 def audit_events(
     _: Auditor,
     engine: EngineDep,
     search: SearchDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> EventPage:
     """Search the ledger across cases."""
     items, total = audit.search_events(engine, search, limit=limit, offset=offset)
     return EventPage(items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/audit/events.csv", response_class=Response)
+@router.get(
+    "/audit/events.csv",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "One row per event",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        **AUDITORS_ONLY,
+    },
+)
 def audit_events_csv(
     _: Auditor,
     engine: EngineDep,
@@ -103,7 +132,7 @@ def audit_events_csv(
     )
 
 
-@router.get("/audit/access", response_model=list[audit.Access])
+@router.get("/audit/access", response_model=list[audit.Access], responses=AUDITORS_ONLY)
 def access_log(
     _: Auditor,
     engine: EngineDep,

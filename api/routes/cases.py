@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
@@ -12,13 +11,14 @@ from sqlalchemy import Engine
 from api import audit, cases, idempotency
 from api import work_queue as queues
 from api.actions import action_bodies, actions_described
-from api.deps import Caseworker, CurrentUser, EngineDep, SettingsDep, TemporalDep
+from api.deps import Caseworker, CurrentUser, EngineDep, Instant, SettingsDep, TemporalDep
+from api.errors import CASE_SCOPED, PROBLEM_JSON, SIGNED_IN, WITH_BODY, problem_body, responses
 from api.opening import open_from
-from api.routes.fhir import FhirDep
+from api.routes.fhir import FhirDep, fhir_resource
 from workflows import pathways
 from workflows.care.models import Actor, CaseDetail
 
-router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses=responses(*SIGNED_IN))
 CaseId = Annotated[str, Path(pattern=r"^[a-z]+-[A-Za-z0-9\-.]{1,64}$")]
 IdempotencyKey = Annotated[
     str | None,
@@ -34,6 +34,18 @@ IdempotencyKey = Annotated[
 ]
 
 
+# Every pathway's action names; which of them a case takes is its pathway's (404 otherwise).
+ActionName = Annotated[
+    str,
+    Path(
+        description="The action, one of its pathway's (`GET /api/v1/pathways`)",
+        json_schema_extra={
+            "enum": sorted({spec.name for p in pathways.PATHWAYS for spec in p.actions})
+        },
+    ),
+]
+
+
 class OpenedCases(BaseModel):
     cases: list[CaseDetail]
 
@@ -43,9 +55,19 @@ class OpenedCases(BaseModel):
     status_code=status.HTTP_201_CREATED,
     response_model=OpenedCases,
     responses={
-        200: {"description": "The resource's cases were already open: those cases"},
-        403: {"description": "An auditor, or a resource routed to another team than yours"},
-        422: {"description": "Not a valid FHIR R4 resource, or one that opens no case"},
+        200: {
+            "model": OpenedCases,
+            "description": "The resource's cases were already open: those cases",
+        },
+        **responses(
+            *WITH_BODY,
+            502,
+            503,
+            said={
+                403: "An auditor, or a resource routed to another team than yours",
+                422: "Not a valid FHIR R4 resource, or one that opens no case",
+            },
+        ),
     },
 )
 async def open_cases(
@@ -56,7 +78,8 @@ async def open_cases(
     fhir: FhirDep,
     resource: dict[str, Any] = Body(
         description="A FHIR R4 resource that opens cases, e.g. a ServiceRequest (intent order, "
-        "status active): a referral, and a prior authorization when the order needs one"
+        "status active): a referral, and a prior authorization when the order needs one",
+        json_schema_extra=fhir_resource(*(p.opens_from for p in pathways.PATHWAYS)),
     ),
     pathway: Annotated[
         str | None, Query(description="Open only this pathway's case (its case type)")
@@ -75,19 +98,28 @@ async def open_cases(
     return OpenedCases(cases=opened)
 
 
-@router.get("", response_model=queues.QueuePage)
+# A filter's value: what a search attribute can hold (checked again where the query is built).
+Filter = Annotated[str | None, Query(pattern=queues.SAFE_VALUE.pattern)]
+
+
+@router.get(
+    "",
+    response_model=queues.QueuePage,
+    responses=responses(403, 503, said={403: "Another team's queue than yours"}),
+)
 async def work_queue(
     client: TemporalDep,
     actor: CurrentUser,
-    team: str | None = None,
-    owner: str | None = None,
+    settings: SettingsDep,
+    team: Filter = None,
+    owner: Filter = None,
     unowned: bool | None = None,
-    stage: str | None = None,
+    stage: Filter = None,
     stalled: bool | None = None,
-    due_before: datetime | None = None,
-    case_type: str | None = None,
-    priority: str | None = None,
-    location: str | None = None,
+    due_before: Instant | None = None,
+    case_type: Filter = None,
+    priority: Filter = None,
+    location: Filter = None,
     include_closed: bool = False,
     page_size: Annotated[int, Query(ge=1, le=200)] = 50,
     page_token: str | None = None,
@@ -105,7 +137,8 @@ async def work_queue(
         location=location,
         include_closed=include_closed,
     )
-    return await queues.work_queue(client, actor, filters, page_size, page_token)
+    key = settings.csrf_secret.encode()  # a server secret: page tokens are signed, not secret
+    return await queues.work_queue(client, actor, filters, page_size, page_token, key)
 
 
 def log_access(engine: Engine, actor: Actor, case_id: str, view: str) -> None:
@@ -114,7 +147,7 @@ def log_access(engine: Engine, actor: Actor, case_id: str, view: str) -> None:
     )
 
 
-@router.get("/{case_id}", response_model=CaseDetail)
+@router.get("/{case_id}", response_model=CaseDetail, responses=responses(*CASE_SCOPED))
 async def read_case(
     case_id: CaseId, client: TemporalDep, actor: CurrentUser, engine: EngineDep
 ) -> CaseDetail:
@@ -130,16 +163,22 @@ async def read_case(
     response_model=CaseDetail,
     openapi_extra=action_bodies(),
     description=actions_described(),
-    responses={
-        404: {"description": "Unknown case or action"},
-        409: {"description": "The action does not fit the case's stage"},
-        422: {"description": "The action's content is invalid"},
-        403: {"description": "Your role or team may not act on this case"},
-    },
+    responses=responses(
+        *CASE_SCOPED,
+        *WITH_BODY,
+        said={
+            403: "Your role or team may not act on this case",
+            404: "Unknown case or action",
+            409: "The action does not fit the case's stage, the case is closed, or a request "
+            "with this Idempotency-Key is in progress",
+            422: "The action's content is invalid, or the Idempotency-Key was used for another "
+            "request",
+        },
+    ),
 )
 async def act(
     case_id: CaseId,
-    action: str,
+    action: ActionName,
     client: TemporalDep,
     actor: CurrentUser,
     engine: EngineDep,
@@ -165,13 +204,16 @@ async def act(
         ) from None
     if earlier is not None:
         return JSONResponse(
-            earlier.body, status_code=earlier.status, headers={"Idempotent-Replayed": "true"}
+            earlier.body,
+            status_code=earlier.status,
+            headers={"Idempotent-Replayed": "true"},
+            media_type=PROBLEM_JSON if earlier.status >= 400 else None,
         )
     try:
         case = await cases.act(client, case_id, action, body, actor, update_id=request.update_id)
     except HTTPException as err:
         if idempotency.keeps(err.status_code):
-            answer = idempotency.Answer(err.status_code, {"detail": err.detail})
+            answer = idempotency.Answer(err.status_code, problem_body(err.status_code, err.detail))
             idempotency.settle(engine, request, answer)
         else:
             idempotency.release(engine, request)
@@ -184,7 +226,11 @@ async def act(
     return JSONResponse(answer.body, status_code=answer.status)
 
 
-@router.get("/{case_id}/history", response_model=list[cases.HistoryEvent])
+@router.get(
+    "/{case_id}/history",
+    response_model=list[cases.HistoryEvent],
+    responses=responses(*CASE_SCOPED),
+)
 async def case_history(
     case_id: CaseId, client: TemporalDep, actor: CurrentUser, engine: EngineDep
 ) -> list[cases.HistoryEvent]:

@@ -8,16 +8,21 @@ The caller is named by a bearer token (the CLI's `--codec-auth`) or the web UI's
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import zlib
+from typing import Annotated, Any
 
 import structlog
+from cryptography.exceptions import InvalidTag
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payloads
 
 from api.auth import InvalidToken, read_token
 from api.deps import SettingsDep
+from api.errors import NOT_JSON, responses
 from api.web.session import SESSION_COOKIE
 from workers.codec import EncryptionCodec, MissingKey
 from workers.settings import Settings
@@ -84,13 +89,63 @@ async def preflight(settings: SettingsDep) -> Response:
     )
 
 
-@router.post("/decode", dependencies=[SameOrigin])
+# Temporal's Payloads as protobuf JSON: bytes in base64; an empty list may be left out, and a
+# null field reads as its default.
+BYTES = {"type": "string", "format": "byte"}
+PAYLOADS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "payloads": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "metadata": {
+                        "anyOf": [
+                            {"type": "object", "additionalProperties": BYTES},
+                            {"type": "null"},
+                        ]
+                    },
+                    "data": {"anyOf": [BYTES, {"type": "null"}]},
+                },
+                "additionalProperties": False,
+            },
+        }
+    },
+    "additionalProperties": False,
+}
+CODEC_OPERATION: dict[str, Any] = {
+    "openapi_extra": {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": PAYLOADS}}}
+    },
+    "responses": {
+        200: {
+            "description": "The payloads, converted",
+            "content": {"application/json": {"schema": {**PAYLOADS, "required": ["payloads"]}}},
+        },
+        **responses(
+            400,
+            401,
+            403,
+            422,
+            said={
+                403: "Not an auditor or admin, or a browser page from another origin",
+                422: 'Not {"payloads": [...]}, or a payload that cannot be decrypted',
+            },
+        ),
+    },
+}
+# What decrypting a payload the codec did not encrypt (or one damaged) can raise.
+UNREADABLE = (InvalidTag, ValueError, zlib.error, DecodeError)
+
+
+@router.post("/decode", dependencies=[SameOrigin], **CODEC_OPERATION)
 async def decode(request: Request, settings: SettingsDep, actor: Reader) -> Response:
     """Decrypt payloads for display (the Temporal UI's event history, `temporal workflow show`)."""
     return await _convert(request, settings, decoding=True)
 
 
-@router.post("/encode", dependencies=[SameOrigin])
+@router.post("/encode", dependencies=[SameOrigin], **CODEC_OPERATION)
 async def encode(request: Request, settings: SettingsDep, actor: Reader) -> Response:
     """Encrypt payloads (the Temporal CLI or UI sending a signal or starting a workflow)."""
     return await _convert(request, settings, decoding=False)
@@ -99,8 +154,14 @@ async def encode(request: Request, settings: SettingsDep, actor: Reader) -> Resp
 async def _convert(request: Request, settings: Settings, *, decoding: bool) -> Response:
     headers = cors_headers(settings)
     try:
-        given = json_format.Parse(await request.body(), Payloads())
-    except json_format.ParseError:
+        document = json.loads(await request.body())
+    except ValueError:  # not UTF-8, or not JSON
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, NOT_JSON, headers=headers) from None
+    try:
+        if not isinstance(document, dict) or not isinstance(document.get("payloads", []), list):
+            raise TypeError
+        given = json_format.ParseDict(document, Payloads())
+    except (json_format.ParseError, TypeError, ValueError):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             'The body must be {"payloads": [...]} as protobuf JSON',
@@ -116,6 +177,13 @@ async def _convert(request: Request, settings: Settings, *, decoding: bool) -> R
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, str(err), headers=headers
         ) from None
+    except UNREADABLE:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "A payload could not be decrypted: it was not encrypted by Followthrough's codec, "
+            "or it is damaged",
+            headers=headers,
+        ) from None
     log.info("codec", operation="decode" if decoding else "encode", count=len(converted))
-    body = json_format.MessageToDict(Payloads(payloads=converted))
+    body = {"payloads": [], **json_format.MessageToDict(Payloads(payloads=converted))}
     return JSONResponse(body, headers=headers)

@@ -22,7 +22,7 @@ from activities.fhir.client import FhirClient
 from activities.fhir.failures import NOT_FOUND
 from activities.fhir.intake import OrderIntake, Taken
 from api.deps import SettingsDep, TemporalDep, integration_token
-from api.errors import problems
+from api.errors import INTEGRATION, problems, responses
 from workers.settings import DEV_NOTIFICATION_TOKEN
 
 router = APIRouter(prefix="/api/v1/fhir", tags=["fhir"])
@@ -32,6 +32,15 @@ REFERENCE = re.compile(
     r"(?:^|/)(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$"
 )
 MAX_RESOURCES = 100
+
+
+def fhir_resource(*types: str) -> dict[str, Any]:
+    """What the OpenAPI document can say of a FHIR resource body of one of these types; the rest
+    is FHIR R4's own rules."""
+    return {
+        "required": ["resourceType"],
+        "properties": {"resourceType": {"enum": sorted(set(types))}},
+    }
 
 
 class NotificationResult(BaseModel):
@@ -134,17 +143,38 @@ def referenced(body: Any) -> list[tuple[str, str]]:
     response_model=NotificationResult,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(integration)],
-    responses={
-        401: {"description": "Missing or wrong integration credential"},
-        422: {"description": "Invalid notification, or an order that cannot open a case"},
-        503: {"description": "The EHR did not answer; send the notification again later"},
-    },
+    responses=responses(
+        *INTEGRATION,
+        502,
+        said={
+            401: "Missing or wrong integration credential",
+            422: "Invalid notification, or an order that cannot open a case",
+            503: "The EHR or Temporal did not answer; send the notification again later",
+        },
+    ),
 )
 async def notification(
     client: TemporalDep,
     settings: SettingsDep,
     fhir: FhirDep,
-    body: dict[str, Any] = Body(description="A FHIR notification Bundle or a reference"),
+    body: dict[str, Any] = Body(
+        description="A FHIR notification Bundle or a reference",
+        json_schema_extra={
+            "anyOf": [
+                fhir_resource("Bundle"),
+                {
+                    "required": ["reference"],
+                    # The same pattern, without Python's group names (not in JSON Schema's regexes)
+                    "properties": {
+                        "reference": {
+                            "type": "string",
+                            "pattern": re.sub(r"\?P<\w+>", "", REFERENCE.pattern),
+                        }
+                    },
+                },
+            ]
+        },
+    ),
 ) -> NotificationResult:
     """Open the case for a new order, or tell an open case what changed in the EHR."""
     intake = OrderIntake(fhir, client, settings)

@@ -3,11 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from api.deps import TemporalDep
+from api.errors import responses
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=responses(503, said={503: "Temporal is unreachable"}))
 async def healthz(client: TemporalDep) -> dict[str, str]:
     """Healthy when Temporal answers."""
     try:

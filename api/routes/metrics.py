@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
@@ -10,23 +9,31 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily
 
 from activities.ledger import metrics
-from api.deps import CurrentUser, EngineDep, SettingsDep, bearer, current_user
+from api.deps import CurrentUser, EngineDep, Instant, SettingsDep, bearer, current_user
+from api.errors import SIGNED_IN, responses
 from workers.settings import DEV_METRICS_SCRAPE_TOKEN, Settings
 from workflows.care.models import Role
 
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/api/v1/metrics", response_model=list[metrics.GroupMetrics])
+@router.get(
+    "/api/v1/metrics",
+    response_model=list[metrics.GroupMetrics],
+    responses=responses(*SIGNED_IN, 403, said={403: "Another team's metrics than yours"}),
+)
 def care_metrics(
     actor: CurrentUser,
     engine: EngineDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     case_type: str | None = None,
     team: str | None = None,
     location: str | None = None,
-    group_by: Annotated[list[metrics.Grouping], Query()] = [],  # noqa: B006
+    group_by: Annotated[
+        list[metrics.Grouping],
+        Query(description="Group by these, in this order; a repeated one counts once"),
+    ] = [],  # noqa: B006
 ) -> list[metrics.GroupMetrics]:
     """Completion, exceptions, timeliness, aging, rework and documentation, for cases opened in
     the period. Coordinators and supervisors see their own team's."""
@@ -42,7 +49,7 @@ def care_metrics(
         case_type=case_type,
         team=team,
         location=location,
-        group_by=group_by,
+        group_by=list(dict.fromkeys(group_by)),  # one column per grouping, in the order asked
     )
     return metrics.compute(engine, query)
 

@@ -1,22 +1,22 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from activities.staff import inbox
+from api.audit import StoredTime
 from api.deps import CurrentUser, EngineDep
+from api.errors import responses
 
-router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"], responses=responses(401))
 
 
 class Notice(BaseModel):
     case_id: str
     kind: str
     message: str
-    due_at: datetime | None
-    created_at: datetime
+    due_at: StoredTime | None
+    created_at: StoredTime
 
 
 @router.get("", response_model=list[Notice])

@@ -9,10 +9,11 @@ from pydantic import BaseModel
 
 from api.actions import body_schema
 from api.deps import CurrentUser
+from api.errors import responses
 from workflows.care.models import TaskState
 from workflows.pathways import PATHWAYS
 
-router = APIRouter(prefix="/api/v1/pathways", tags=["pathways"])
+router = APIRouter(prefix="/api/v1/pathways", tags=["pathways"], responses=responses(401))
 
 
 class StageOut(BaseModel):

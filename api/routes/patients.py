@@ -9,12 +9,15 @@ from fastapi import APIRouter, Path
 
 from api import audit, cases, patients
 from api.deps import CurrentUser, EngineDep, TemporalDep
+from api.errors import CASE_SCOPED, responses
 
 router = APIRouter(prefix="/api/v1/cases", tags=["patients"])
 CaseId = Annotated[str, Path(pattern=r"^[a-z]+-[A-Za-z0-9\-.]{1,64}$")]
 
 
-@router.get("/{case_id}/patient", response_model=patients.PatientCard)
+@router.get(
+    "/{case_id}/patient", response_model=patients.PatientCard, responses=responses(*CASE_SCOPED)
+)
 async def read_patient(
     case_id: CaseId,
     client: TemporalDep,

@@ -23,6 +23,7 @@ from activities.payer.response import (
     parse_notification,
 )
 from api.deps import SettingsDep, TemporalDep, integration_token
+from api.errors import INTEGRATION, responses
 from workers.settings import DEV_PAYER_NOTIFICATION_TOKEN
 
 router = APIRouter(prefix="/api/v1/payer", tags=["payer"])
@@ -56,17 +57,32 @@ def payer_integration(
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(payer_integration)],
     responses={
-        200: {"description": "A handshake or heartbeat: nothing to deliver"},
+        200: {
+            "model": PayerNotificationResult,
+            "description": "A handshake or heartbeat: nothing to deliver",
+        },
         202: {"description": "Delivered to the case, or the case is closed (`delivered` false)"},
-        401: {"description": "Missing or wrong payer credential"},
-        422: {"description": "Not a PAS notification carrying a PAS response"},
-        503: {"description": "The case could not be told now; send the notification again"},
+        **responses(
+            *INTEGRATION,
+            said={
+                401: "Missing or wrong payer credential",
+                422: "Not a PAS notification carrying a PAS response",
+                503: "The case could not be told now; send the notification again",
+            },
+        ),
     },
 )
 async def payer_notification(
     response: Response,
     client: TemporalDep,
-    body: Any = Body(description="A PAS subscription notification (history Bundle)"),
+    body: Any = Body(
+        description="A PAS subscription notification (history Bundle)",
+        json_schema_extra={
+            "type": "object",
+            "required": ["resourceType"],
+            "properties": {"resourceType": {"const": "Bundle"}},
+        },
+    ),
 ) -> PayerNotificationResult:
     """Tell the case the payer's decision on its pended prior authorization request."""
     try:

@@ -6,9 +6,11 @@ import structlog
 from fastapi import APIRouter, Body, Response, status
 
 from api.deps import Caseworker, SettingsDep, TemporalDep
+from api.errors import SIGNED_IN, WITH_BODY, responses
 from api.opening import open_from
-from api.routes.fhir import FhirDep
+from api.routes.fhir import FhirDep, fhir_resource
 from workflows.care.models import CaseDetail
+from workflows.pathways import BY_TYPE
 
 router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
 
@@ -18,9 +20,17 @@ router = APIRouter(prefix="/api/v1/referrals", tags=["referrals"])
     status_code=status.HTTP_201_CREATED,
     response_model=CaseDetail,
     responses={
-        200: {"description": "The order already has a case: that case"},
-        403: {"description": "An auditor, or an order routed to another team than yours"},
-        422: {"description": "Not a valid FHIR R4 ServiceRequest order"},
+        200: {"model": CaseDetail, "description": "The order already has a case: that case"},
+        **responses(
+            *SIGNED_IN,
+            *WITH_BODY,
+            502,
+            503,
+            said={
+                403: "An auditor, or an order routed to another team than yours",
+                422: "Not a valid FHIR R4 ServiceRequest order",
+            },
+        ),
     },
 )
 async def open_referral(
@@ -30,7 +40,8 @@ async def open_referral(
     actor: Caseworker,
     fhir: FhirDep,
     service_request: dict[str, Any] = Body(
-        description="A FHIR R4 ServiceRequest (intent order, status active)"
+        description="A FHIR R4 ServiceRequest (intent order, status active)",
+        json_schema_extra=fhir_resource(BY_TYPE["referral"].opens_from),
     ),
 ) -> CaseDetail:
     """Open a referral case for an order. The same order again answers with the same case.

@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
 from pydantic import BaseModel
 
 from activities.triggers import states
+from api.audit import StoredTime
 from api.deps import CurrentUser, EngineDep, SettingsDep
+from api.errors import responses
 from workflows.care.models import Role
 from workflows.triggers.models import TriggerRule
 
-router = APIRouter(prefix="/api/v1/triggers", tags=["metrics"])
+router = APIRouter(prefix="/api/v1/triggers", tags=["metrics"], responses=responses(401))
 
 
 class TriggerView(BaseModel):
@@ -18,8 +18,8 @@ class TriggerView(BaseModel):
     team: str | None = None
     value: float | None = None
     raised: bool = False
-    changed_at: datetime | None = None
-    evaluated_at: datetime | None = None
+    changed_at: StoredTime | None = None
+    evaluated_at: StoredTime | None = None
 
 
 @router.get("", response_model=list[TriggerView])

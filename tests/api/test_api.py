@@ -123,18 +123,19 @@ def test_invalid_fhir_is_rejected_with_its_errors_and_no_phi(http, admin):
     order["bogusField"] = "Jane Q Doe, born 1950-01-01"
     response = http.post("/api/v1/referrals", json=order, headers=admin)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["bogusField"]
+    assert response.json()["errors"][0]["loc"] == ["bogusField"]
+    assert response.json()["detail"].startswith("Invalid request: bogusField: ")
     assert "Jane" not in response.text
 
     proposal = new_order()
     proposal["intent"] = "proposal"
     proposal["status"] = "completed"
-    errors = http.post("/api/v1/referrals", json=proposal, headers=admin).json()["detail"]
+    errors = http.post("/api/v1/referrals", json=proposal, headers=admin).json()["errors"]
     assert {e["loc"][0] for e in errors} == {"intent", "status"}
 
     no_patient = new_order()
     del no_patient["subject"]
-    errors = http.post("/api/v1/referrals", json=no_patient, headers=admin).json()["detail"]
+    errors = http.post("/api/v1/referrals", json=no_patient, headers=admin).json()["errors"]
     assert [e["loc"][0] for e in errors] == ["subject"]
 
 
@@ -169,7 +170,7 @@ def test_care_team_actions_and_their_errors(http, cora, ian, audrey, sam, open_c
         f"{url}/actions/mark-scheduled", json={"appointment_at": in_days(3)}, headers=cora
     )
     assert missing.status_code == 422
-    assert missing.json()["detail"][0]["loc"] == ["appointment"]
+    assert missing.json()["errors"][0]["loc"] == ["appointment"]
     past = http.post(
         f"{url}/actions/mark-scheduled",
         json={"appointment": "Appointment/a1", "appointment_at": in_days(-2)},

@@ -352,7 +352,7 @@ CASE_ROUTES = [(method, path) for method, path, *_ in MATRIX if "{nowhere}" in p
 
 def said(answer: httpx.Response) -> str:
     """The reason given: the API's detail, or the web page's alert."""
-    if answer.headers["content-type"].startswith("application/json"):
+    if answer.headers["content-type"].startswith(("application/json", "application/problem+json")):
         return str(answer.json()["detail"])
     found = re.search(r'role="alert">([^<]*)<', answer.text)
     return found[1] if found else answer.text

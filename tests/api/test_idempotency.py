@@ -153,6 +153,7 @@ def test_a_rejected_action_replays_its_rejection(http, cora, open_case):
     again = http.post(url, json=body, headers=headers)
     assert first.status_code == again.status_code == 409
     assert first.json() == again.json()
+    assert first.headers["content-type"] == again.headers["content-type"]
     assert again.headers["idempotent-replayed"] == "true"
 
 

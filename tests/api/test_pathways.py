@@ -33,12 +33,13 @@ def test_what_opens_no_case_is_told_apart(http, admin, audrey):
     note = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
     refused = http.post("/api/v1/cases", json=note, headers=admin)
     assert refused.status_code == 422
-    assert refused.json()["detail"][0]["msg"] == "This Observation opens no case"
+    assert refused.json()["errors"][0]["msg"] == "This Observation opens no case"
+    assert refused.json()["detail"] == "Invalid request: body: This Observation opens no case"
 
     draft = {**new_order(), "status": "draft"}
     invalid = http.post("/api/v1/cases", json=draft, headers=admin)
     assert invalid.status_code == 422
-    assert [e["loc"] for e in invalid.json()["detail"]] == [["status"]]
+    assert [e["loc"] for e in invalid.json()["errors"]] == [["status"]]
 
     only = http.post("/api/v1/cases?pathway=nonesuch", json=new_order(), headers=admin)
     assert only.status_code == 422

@@ -182,16 +182,16 @@ def test_notifications_are_authenticated_and_validated(http, ehr_stack, ehr):
     bad = {"resourceType": "Bundle", "type": "history", "entry": "nope", "total": "many"}
     invalid = http.post("/api/v1/fhir/notifications", json=bad, headers=ehr_stack.integration)
     assert invalid.status_code == 422
-    assert {tuple(e["loc"]) for e in invalid.json()["detail"]} == {("entry",), ("total",)}
+    assert {tuple(e["loc"]) for e in invalid.json()["errors"]} == {("entry",), ("total",)}
 
     orphan = ehr.order("Patient/nobody-here", category=category())
     response = http.post(
         "/api/v1/fhir/notifications", json={"reference": orphan}, headers=ehr_stack.integration
     )
     assert response.status_code == 422
-    assert response.json()["detail"] == [
-        f"Patient/nobody-here named by {orphan} does not exist in the EHR"
-    ]
+    assert response.json()["detail"] == (
+        f"Invalid request: Patient/nobody-here named by {orphan} does not exist in the EHR"
+    )
 
 
 def test_a_notification_bundle_opens_once_and_then_signals(http, ehr_stack, ehr):
@@ -230,4 +230,4 @@ def test_an_order_for_a_patient_the_ehr_lacks_is_refused(http, ehr_stack, ehr):
     stranger = service_request(f"api-{uuid.uuid4().hex[:8]}", "nobody", "Consult", CARDIOLOGY)
     refused = http.post("/api/v1/referrals", json=stranger, headers=admin)
     assert refused.status_code == 422
-    assert refused.json()["detail"][0]["msg"] == "Patient/nobody does not exist in the EHR"
+    assert refused.json()["errors"][0]["msg"] == "Patient/nobody does not exist in the EHR"
