@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from xml.sax.saxutils import escape
 
 import structlog
@@ -29,6 +29,7 @@ from activities.messaging.send import INBOUND_PATH, STATUS_PATH
 from activities.messaging.tables import InboundRecord
 from api import cases
 from api.deps import CurrentUser, EngineDep, SettingsDep, TemporalDep
+from api.errors import CASE_SCOPED, responses
 from api.routes.cases import log_access
 from workers.settings import Settings
 from workflows.care.messaging import (
@@ -68,11 +69,15 @@ FORM_BODY = {
         },
     }
 }
-SIGNED_RESPONSES: dict[int | str, dict[str, Any]] = {
-    403: {"description": "Missing or wrong X-Twilio-Signature: nothing was read or changed"},
-    422: {"description": "Signed, but a parameter Twilio always sends is missing"},
-    503: {"description": "The case could not be told now; Twilio may send it again"},
-}
+# Twilio's webhooks carry no bearer token: a signature, checked before anything is read.
+SIGNED_RESPONSES = responses(
+    400,
+    said={
+        403: "Missing or wrong X-Twilio-Signature: nothing was read or changed",
+        422: "Signed, but a parameter Twilio always sends is missing",
+        503: "The case could not be told now; Twilio may send it again",
+    },
+)
 
 
 def signature(auth_token: str, url: str, params: dict[str, str]) -> str:
@@ -279,10 +284,13 @@ CaseId = Annotated[str, Path(pattern=r"^[a-z]+-[A-Za-z0-9\-.]{1,64}$")]
 @router.get(
     "/cases/{case_id}/messages",
     response_model=list[CaseMessage],
-    responses={
-        403: {"description": "Another team's case, or no such case (the same answer)"},
-        404: {"description": "No such case (auditors and admins)"},
-    },
+    responses=responses(
+        *CASE_SCOPED,
+        said={
+            403: "Another team's case, or no such case (the same answer)",
+            404: "No such case (auditors and admins)",
+        },
+    ),
 )
 async def case_messages(
     case_id: CaseId, client: TemporalDep, actor: CurrentUser, engine: EngineDep

@@ -169,6 +169,9 @@ def test_pages_keep_their_own_error_answers(http):
     assert gone.json() == {"detail": "Not Found"}
 
 
+SIGNED_BY_TWILIO = {"/api/v1/messaging/twilio/status", "/api/v1/messaging/twilio/inbound"}
+
+
 def test_every_error_an_operation_answers_is_documented_with_the_problem_shape():
     document = create_app().openapi()
     assert "HTTPValidationError" not in document["components"]["schemas"]
@@ -180,7 +183,9 @@ def test_every_error_an_operation_answers_is_documented_with_the_problem_shape()
             for status, answer in answers.items():
                 if status.startswith(("4", "5")):
                     assert answer["content"] == {PROBLEM_JSON: {"schema": problem_ref}}, where
-            if path != "/healthz":
+            if path in SIGNED_BY_TWILIO:  # no bearer token: a bad signature is refused, 403
+                assert "403" in answers, where
+            elif path != "/healthz":
                 assert "401" in answers, where
             if operation.get("parameters") or "requestBody" in operation:
                 assert "422" in answers, where
