@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from activities.fhir.client import FhirClient
+from activities.fhir.communication import CommunicationActivities
 from activities.fhir.evidence import EvidenceActivities
 from activities.fhir.intake import IntakeActivities
 from activities.fhir.prerequisites import PrerequisiteActivities
@@ -43,6 +44,7 @@ def activities(
         fhir, payer_url or settings.payer_base_url, timeout=settings.payer_timeout_seconds
     )
     evidence, tasks = EvidenceActivities(fhir), TaskActivities(fhir)
+    communications = CommunicationActivities(fhir)
     prerequisites = PrerequisiteActivities(fhir)
     intake = IntakeActivities(fhir, settings)
     staff = StaffActivities(engine)
@@ -57,6 +59,7 @@ def activities(
             evidence.report_filed,
             evidence.documents_received,
             tasks.mirror_task,
+            communications.record,
             intake.detect_changes,
             prerequisites.check,
             # The payer's requests are built from the EHR's records: they share its queue.
