@@ -5,19 +5,21 @@ as the webhooks would tell the case)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.fhir.client import FhirClient
 from tests.ehr.records import Ehr
-from tests.workflows.referral_kit import referral_input, running
+from tests.workflows.referral_kit import _opened, ledger_written, referral_input, running
 from workers import registry
 from workflows.care.messaging import (
     DeliveryNews,
@@ -111,6 +113,7 @@ async def messaging_worker(
     ehr = [fn for fn in by_queue[QueueKind.EHR] if _name(fn) not in doubles]
     messaging = [fn for fn in by_queue[QueueKind.MESSAGING] if _name(fn) not in doubles]
     async with AsyncExitStack() as stack:
+        stack.push_async_callback(fhir.aclose)  # last: a write under way finishes first
         await stack.enter_async_context(
             running(client, engine, task_queue, queues=[QueueKind.WORKFLOWS], fhir=fhir)
         )
@@ -125,8 +128,19 @@ async def messaging_worker(
             await stack.enter_async_context(worker)
         try:
             yield
+        except BaseException:
+            # A test that failed may leave a send under way: let it finish first, or the
+            # time-skipping server keeps its clock locked for the tests that follow.
+            await asyncio.sleep(2)
+            raise
         finally:
-            await fhir.aclose()
+            # Cases closed before their workers stop: an activity cut off by a stopping worker
+            # would hold the time-skipping clock for the tests that follow.
+            for handle in _opened.get(task_queue, []):
+                with suppress(RPCError, AssertionError):
+                    await ledger_written(handle)
+                with suppress(RPCError):
+                    await handle.terminate("test finished")
 
 
 def outreach_input(ehr: Ehr, policy: ReferralPolicy | None = None) -> ReferralInput:
