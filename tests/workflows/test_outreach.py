@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.fhir.communication import ATTEMPT_SYSTEM
 from activities.staff import StaffNoticeRecord
+from api.audit import case_trail
 from tests.ehr.records import Ehr
 from workflows.care import errors
 from workflows.care.messaging import (
@@ -29,6 +30,7 @@ from workflows.care.messaging import (
 from workflows.care.models import EventKind
 from workflows.referral.models import (
     Assign,
+    Cancel,
     Channel,
     MarkScheduled,
     OutreachOutcome,
@@ -62,18 +64,18 @@ def ehr(ehr_url: str) -> Ehr:
     return Ehr(ehr_url)
 
 
-async def until(check, timeout: float = 10.0):
+async def until(check, within: float = 10.0):
     """The worker acts beside the test: wait (on the wall clock, the case's clock standing
     still) until `check` holds."""
-    for _ in range(int(timeout / 0.05)):
+    for _ in range(int(within / 0.05)):
         if result := check():
             return result
         await asyncio.sleep(0.05)
     raise AssertionError("never happened")
 
 
-async def until_case(handle, check, timeout: float = 10.0):
-    for _ in range(int(timeout / 0.05)):
+async def until_case(handle, check, within: float = 10.0):
+    for _ in range(int(within / 0.05)):
         found = await detail(handle)
         if check(found):
             return found
@@ -370,3 +372,84 @@ async def test_pause_and_resume_where_it_left_off(
         assert near(mail.at, start + 5 * DAY + timedelta(hours=1))
         notes = [e.details.get("outreach") for e in (await detail(handle)).timeline]
         assert notes.count("paused") == 1 and notes.count("running") == 1
+
+
+async def test_a_long_cadence_continues_as_new_with_its_outreach_and_stays_bounded(
+    time_skipping, client, engine, task_queue, ehr, ehr_url
+):
+    hourly = Cadence(
+        touches=[Touch(after=timedelta(0), channel=Medium.SMS)]
+        + [Touch(after=timedelta(hours=h), channel=Medium.EMAIL) for h in range(1, 25)],
+        fallback=[Medium.SMS, Medium.EMAIL],
+    )
+    policy = ReferralPolicy(cadences={Priority.ROUTINE: hourly}, history_events=60)
+    provider = Provider()
+    await skip_to(time_skipping, 10)
+    async with messaging_worker(client, engine, task_queue, ehr_url, provider):
+        handle = await opened(client, task_queue, ehr, policy)
+        (text,) = await until(lambda: provider.by(Medium.SMS))
+        now = await time_skipping.get_current_time()
+        await handle.signal(
+            REPLY_SIGNAL, reply(text.message.attempt_id, "STOP", ReplyKind.OPT_OUT, now)
+        )
+        await time_skipping.sleep(timedelta(hours=25))
+        await until(lambda: len(provider.sent) == 25)
+        found = await until_case(handle, lambda d: d.outreach.state == "done")
+        assert found.run >= 2  # went on in new runs, the outreach with it
+        assert found.outreach.sent == 25 and found.outreach.opted_out == ["sms"]
+        assert len(found.outreach.attempts) == 20  # the newest only; the ledger keeps them all
+        assert found.outreach.attempts[-1].attempt_id == f"{handle.id}-m25"
+        found = await ledger_written(handle)
+        trail = [e for e in case_trail(engine, handle.id) if e.kind == "outreach"]
+        assert [e.details["attempt"] for e in trail] == [f"{handle.id}-m{n}" for n in range(1, 26)]
+        written = await until(
+            lambda: (
+                len(communications(ehr, found.order.resource)) == 25
+                and communications(ehr, found.order.resource)
+            )
+        )
+        assert len({c["identifier"][0]["value"] for c in written}) == 25
+
+
+async def test_a_case_opened_before_outreach_sends_nothing_and_refuses_its_actions(
+    time_skipping, client, engine, task_queue, ehr, ehr_url
+):
+    provider = Provider()
+    await skip_to(time_skipping, 10)
+    async with messaging_worker(client, engine, task_queue, ehr_url, provider):
+        order = outreach_input(ehr).model_copy(update={"outreach": None})
+        handle = await open_referral(client, task_queue, order)
+        await act(handle, ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        now = await time_skipping.get_current_time()
+        await handle.signal(REPLY_SIGNAL, reply(f"{handle.id}-m1", "2", ReplyKind.CALL_BACK, now))
+        await handle.signal(
+            DELIVERY_SIGNAL, delivery(f"{handle.id}-m1", DeliveryStatus.FAILED, now)
+        )
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                ReferralWorkflow.pause_outreach, PauseOutreach(actor=COORDINATOR)
+            )
+        assert refused.value.cause.type == errors.ACTION_NOT_ALLOWED
+        await time_skipping.sleep(7 * DAY)
+        found = await ledger_written(handle)
+        assert found.outreach is None and found.checklist == []
+        assert provider.sent == {} and provider.contacts_read == 0
+        assert not events(found, EventKind.REPLY) and not events(found, EventKind.DELIVERY)
+
+
+async def test_closing_a_case_that_texted_releases_its_conversation_once(
+    time_skipping, client, engine, task_queue, ehr, ehr_url
+):
+    provider = Provider()
+    await skip_to(time_skipping, 10)
+    async with messaging_worker(client, engine, task_queue, ehr_url, provider):
+        handle = await opened(client, task_queue, ehr)
+        await until(lambda: provider.by(Medium.SMS))
+        await handle.execute_update(
+            ReferralWorkflow.cancel, Cancel(actor=COORDINATOR, reason="moved away")
+        )
+        outcome = await handle.result()
+        assert outcome.stage == "cancelled"
+        assert provider.released == [handle.id]
+        found = await detail(handle)
+        assert found.outreach.state == "stopped" and found.outreach.stopped_reason == "case closed"
