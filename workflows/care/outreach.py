@@ -30,7 +30,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.care import queues
-    from workflows.care.calls import CALL_TIMEOUT, RETRY, patiently
+    from workflows.care.calls import CALL_TIMEOUT, RETRY
     from workflows.care.case import Case
     from workflows.care.messaging import (
         FINAL,
@@ -122,7 +122,7 @@ class Outreach:
         self.state = OutreachState()
         self.wakes = 0  # bumped by every change the runner must look at again
         self.epoch = 0  # bumped by every start: a send in flight belongs to the cadence it began in
-        self.working = False  # an activity of the runner is under way
+        self.sending = False  # a message is being handed to the provider
         self.writes: set[asyncio.Task[None]] = set()
 
     # -- reading ----------------------------------------------------------------------------
@@ -130,7 +130,7 @@ class Outreach:
     @property
     def quiet(self) -> bool:
         """Nothing under way that a new run could not pick up."""
-        return not self.working and not self.writes
+        return not self.sending and not self.writes
 
     @property
     def running(self) -> bool:
@@ -411,10 +411,12 @@ class Outreach:
         return None
 
     async def _read_contact(self) -> None:
+        """Which channels reach the patient. An EHR that is down is waited out (no attempt
+        limit); a read still under way when the case continues as new or closes is simply read
+        again by the next run, or no longer needed, so it never holds the case."""
         case, s = self.case, self.state
-        self.working = True
         try:
-            handle = workflow.start_activity(
+            contact = await workflow.execute_activity(
                 PATIENT_CONTACT,
                 case.order.patient,
                 task_queue=queues.ehr(),
@@ -422,21 +424,16 @@ class Outreach:
                 start_to_close_timeout=CALL_TIMEOUT,
                 retry_policy=RETRY,
             )
-            await patiently(case, [handle], "the EHR")
-            try:
-                contact = await handle
-            except ActivityError:
-                # Refused (a 4xx): no address can be trusted; a person's call still can.
-                case.record(
-                    EventKind.EXCEPTION_RAISED,
-                    SYSTEM,
-                    "The EHR refused the patient's contact details; only a call can reach them",
-                )
-                contact = PatientContact(
-                    patient=case.order.patient, portal=False, timezone=case.calendar.timezone
-                )
-        finally:
-            self.working = False
+        except ActivityError:
+            # Refused (a 4xx): no address can be trusted; a person's call still can.
+            case.record(
+                EventKind.EXCEPTION_RAISED,
+                SYSTEM,
+                "The EHR refused the patient's contact details; only a call can reach them",
+            )
+            contact = PatientContact(
+                patient=case.order.patient, portal=False, timezone=case.calendar.timezone
+            )
         reach = (
             (Medium.SMS, contact.sms),
             (Medium.EMAIL, contact.email),
@@ -467,7 +464,7 @@ class Outreach:
             subject=message.subject,
             body=message.body,
         )
-        self.working = True
+        self.sending = True
         try:
             result = await workflow.execute_activity(
                 SEND_MESSAGE,
@@ -490,7 +487,7 @@ class Outreach:
                 details={"attempt": attempt_id, "channel": channel.value},
             )
         finally:
-            self.working = False
+            self.sending = False
         count = result.segments or (segments(message.body) if channel == Medium.SMS else 0)
         attempt = self._attempt(
             channel, kind, status, number, count, result.error_code, sequence=sequence
