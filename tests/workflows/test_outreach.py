@@ -453,3 +453,15 @@ async def test_closing_a_case_that_texted_releases_its_conversation_once(
         assert provider.released == [handle.id]
         found = await detail(handle)
         assert found.outreach.state == "stopped" and found.outreach.stopped_reason == "case closed"
+
+
+async def test_a_time_zone_the_case_cannot_read_falls_back_to_the_clinics(
+    time_skipping, client, engine, task_queue, ehr, ehr_url
+):
+    provider = Provider(timezone="Mars/Olympus_Mons")
+    start = await skip_to(time_skipping, 6)  # 6:00 in Los Angeles is 9:00 in New York
+    async with messaging_worker(client, engine, task_queue, ehr_url, provider):
+        handle = await opened(client, task_queue, ehr)
+        (text,) = await until(lambda: provider.by(Medium.SMS))
+        assert near(text.at, start)
+        assert (await detail(handle)).outreach.timezone == "America/New_York"

@@ -23,6 +23,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -441,6 +442,10 @@ class Outreach:
         )
         s.channels = [channel.value for channel, on in reach if on]
         s.timezone, s.language = contact.timezone, contact.language
+        try:
+            ZoneInfo(contact.timezone)
+        except (ValueError, ZoneInfoNotFoundError):
+            s.timezone = case.calendar.timezone  # quiet hours must be computable: the clinic's
 
     async def _touch(self, touch: Touch, channel: Medium) -> None:
         s = self.state
