@@ -18,7 +18,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.fhir.client import FhirClient
-from tests.ehr.records import Ehr
+from tests.ehr.records import Ehr, new_id
 from tests.workflows.referral_kit import _opened, ledger_written, referral_input, running
 from workers import registry
 from workflows.care.messaging import (
@@ -103,29 +103,32 @@ def _name(fn) -> str:
 
 @asynccontextmanager
 async def messaging_worker(
-    client: Client, engine, task_queue: str, ehr_url: str, provider: Provider
+    client: Client, engine, task_queue: str, ehr_url: str, provider: Provider | None = None
 ):
     """The referral kit's worker (workflows, ledger, real EHR activities against the sandbox),
-    with the provider's stand-ins on the EHR and messaging queues."""
+    with the provider's stand-ins on the EHR and messaging queues; without a provider, the real
+    messaging activities of the registry (their settings are the registry's)."""
     fhir = FhirClient(ehr_url, timeout=5)
-    by_queue = registry.activities(engine, fhir)
-    doubles = {_name(fn): fn for fn in provider.doubles}
-    ehr = [fn for fn in by_queue[QueueKind.EHR] if _name(fn) not in doubles]
-    messaging = [fn for fn in by_queue[QueueKind.MESSAGING] if _name(fn) not in doubles]
     async with AsyncExitStack() as stack:
         stack.push_async_callback(fhir.aclose)  # last: a write under way finishes first
-        await stack.enter_async_context(
-            running(client, engine, task_queue, queues=[QueueKind.WORKFLOWS], fhir=fhir)
-        )
-        for kind, activities in (
-            (QueueKind.EHR, [*ehr, provider.patient_contact]),
-            (
-                QueueKind.MESSAGING,
-                [*messaging, provider.send_message, provider.release_conversations],
-            ),
-        ):
-            worker = Worker(client, task_queue=queue_name(task_queue, kind), activities=activities)
-            await stack.enter_async_context(worker)
+        if provider is None:
+            await stack.enter_async_context(running(client, engine, task_queue, fhir=fhir))
+        else:
+            by_queue = registry.activities(engine, fhir)
+            doubles = {_name(fn) for fn in provider.doubles}
+            await stack.enter_async_context(
+                running(client, engine, task_queue, queues=[QueueKind.WORKFLOWS], fhir=fhir)
+            )
+            extra = {
+                QueueKind.EHR: [provider.patient_contact],
+                QueueKind.MESSAGING: [provider.send_message, provider.release_conversations],
+            }
+            for kind, doubled in extra.items():
+                kept = [fn for fn in by_queue[kind] if _name(fn) not in doubles]
+                worker = Worker(
+                    client, task_queue=queue_name(task_queue, kind), activities=kept + doubled
+                )
+                await stack.enter_async_context(worker)
         try:
             yield
         except BaseException:
@@ -143,9 +146,29 @@ async def messaging_worker(
                     await handle.terminate("test finished")
 
 
-def outreach_input(ehr: Ehr, policy: ReferralPolicy | None = None) -> ReferralInput:
+def reachable_patient(ehr: Ehr, phone: str | None = None, email: str | None = None) -> str:
+    """A Patient in the EHR sandbox living in Washington (Los Angeles time), with a mobile
+    number and an email address when given; its reference."""
+    telecom = [{"system": "phone", "value": phone, "use": "mobile"}] if phone else []
+    telecom += [{"system": "email", "value": email}] if email else []
+    pid = new_id("pat")
+    ehr.put(
+        {
+            "resourceType": "Patient",
+            "id": pid,
+            "name": [{"family": "Synthetic"}],
+            "address": [{"state": "WA"}],
+            **({"telecom": telecom} if telecom else {}),
+        }
+    )
+    return f"Patient/{pid}"
+
+
+def outreach_input(
+    ehr: Ehr, policy: ReferralPolicy | None = None, patient: str | None = None
+) -> ReferralInput:
     """A routine referral for a patient and order of the EHR sandbox, messaging its patient."""
-    patient = ehr.patient()
+    patient = patient or ehr.patient()
     order = referral_input()
     summary = order.order.model_copy(update={"patient": patient, "resource": ehr.order(patient)})
     return order.model_copy(

@@ -181,6 +181,7 @@ class OutreachAttempt(BaseModel):
     segments: int = 0
     replies: int = 0
     touch: int | None = None  # which touch of its cadence it was (a failed delivery re-sends it)
+    provider_id: str | None = None  # the provider's id (Twilio SM…, Message-ID, outbox row)
 
 
 class OutreachState(BaseModel):

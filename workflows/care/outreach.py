@@ -497,6 +497,7 @@ class Outreach:
         attempt = self._attempt(
             channel, kind, status, number, count, result.error_code, sequence=sequence
         )
+        attempt.provider_id = result.provider_id
         details = {
             "attempt": attempt_id,
             "channel": channel.value,
