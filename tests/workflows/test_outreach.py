@@ -64,7 +64,7 @@ def ehr(ehr_url: str) -> Ehr:
     return Ehr(ehr_url)
 
 
-async def until(check, within: float = 10.0):
+async def until(check, within: float = 30.0):
     """The worker acts beside the test: wait (on the wall clock, the case's clock standing
     still) until `check` holds."""
     for _ in range(int(within / 0.05)):
@@ -74,7 +74,7 @@ async def until(check, within: float = 10.0):
     raise AssertionError("never happened")
 
 
-async def until_case(handle, check, within: float = 10.0):
+async def until_case(handle, check, within: float = 30.0):
     for _ in range(int(within / 0.05)):
         found = await detail(handle)
         if check(found):
