@@ -126,9 +126,17 @@ async def read_case(client: Client, case_id: str, actor: Actor) -> CaseDetail:
 
 
 async def act(
-    client: Client, case_id: str, action: str, body: dict[str, Any], actor: Actor
+    client: Client,
+    case_id: str,
+    action: str,
+    body: dict[str, Any],
+    actor: Actor,
+    *,
+    update_id: str | None = None,
 ) -> CaseDetail:
-    """Send a care-team action; answers only once the workflow accepted or rejected it."""
+    """Send a care-team action; answers only once the workflow accepted or rejected it. With
+    `update_id`, the case takes the action once however often it is sent (Temporal keeps an
+    update's id for the run), also when an answer was lost with the process that waited for it."""
     pathway = _pathway(case_id)
     spec = pathway.action(action)
     if spec is None:
@@ -155,7 +163,7 @@ async def act(
     try:
         # The update answers with a small acknowledgement (all its history keeps of it); the
         # case itself is read by query, which leaves nothing in the history.
-        await handle.execute_update(update, payload, result_type=ActionAck)
+        await handle.execute_update(update, payload, id=update_id, result_type=ActionAck)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         if isinstance(cause, ApplicationError) and errors.OTHER_TEAM in cause.details:

@@ -44,6 +44,15 @@ class KeyedAction:
     action: str
     body_hash: str
 
+    @property
+    def update_id(self) -> str:
+        """The case's own name for this request: the same keyed request is one update however
+        often it reaches the case (say the API died before it could keep the answer)."""
+        digest = hashlib.sha256(
+            "\n".join((self.user_id, self.key, self.action, self.body_hash)).encode()
+        ).hexdigest()
+        return f"keyed-{digest[:40]}"
+
     @classmethod
     def of(
         cls, user_id: str, key: str, case_id: str, action: str, body: dict[str, Any]

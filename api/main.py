@@ -14,6 +14,7 @@ from api.routes import (
     codec,
     fhir,
     health,
+    messaging,
     metrics,
     notifications,
     pathways,
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         triggers,
         fhir,
         payer,
+        messaging,
         codec,
         patients,
     ):

@@ -5,7 +5,9 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,8 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.postgres import database_url
 from workers import dev, ehr_sandbox, payer_sandbox
+from workers import sms_sandbox as sms_process
 from workers.client import register_search_attributes
 from workers.database import make_engine
+from workers.mail_sandbox import MailSandbox
 from workers.postgres import postgres_server
 
 BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
@@ -114,6 +118,80 @@ def payer_sandbox_http(payer_url: str) -> Iterator[httpx.Client]:
     """The payer sandbox's test controls (/sandbox/...) and its FHIR API (/fhir/...)."""
     with httpx.Client(base_url=payer_url.removesuffix("/fhir"), timeout=15) as client:
         yield client
+
+
+@dataclass
+class SmsSandbox:
+    """The Twilio-protocol SMS sandbox, running: its account, its numbers, and its controls."""
+
+    base_url: str
+    account_sid: str
+    auth_token: str
+    numbers: list[str]
+    http: httpx.Client = field(repr=False)
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message sent (Twilio's JSON), with `status_callback` and the `callbacks` made."""
+        return self.http.get("/sandbox/messages").json()
+
+    def inbound(self) -> list[dict[str, Any]]:
+        """Every text patients sent, with the webhook's answer (`webhook`) once delivered."""
+        return self.http.get("/sandbox/inbound").json()
+
+    def reply(self, from_: str, to: str, body: str) -> str:
+        """The patient at `from_` texts our number `to`; the signed webhook follows in the
+        background (so an app served in the caller's own event loop can answer it). Returns
+        the inbound message's sid."""
+        answer = self.http.post("/sandbox/reply", json={"from": from_, "to": to, "body": body})
+        assert answer.status_code == 202, answer.text
+        return answer.json()["sid"]
+
+    def unreachable(self, number: str) -> None:
+        """Messages to `number` end undelivered, error 30003."""
+        assert self.http.post("/sandbox/unreachable", json={"number": number}).is_success
+
+    def set_inbound_url(self, url: str | None) -> None:
+        assert self.http.post("/sandbox/config", json={"inbound_url": url}).is_success
+
+    def settings(self) -> dict[str, Any]:
+        """The TWILIO_* settings that send through this sandbox (Settings.model_copy(update=))."""
+        return {
+            "twilio_base_url": self.base_url,
+            "twilio_account_sid": self.account_sid,
+            "twilio_auth_token": self.auth_token,
+            "twilio_from_numbers": list(self.numbers),
+        }
+
+
+@pytest.fixture(scope="session")
+def sms_sandbox(tmp_path_factory) -> Iterator[SmsSandbox]:
+    """The SMS sandbox (Twilio's Messages API) on a free loopback port, data in memory, with a
+    test account and three sender numbers of its own."""
+    port = dev.free_port()
+    log = tmp_path_factory.mktemp("sms") / "sms.log"
+    account_sid, token = "AC" + uuid.uuid4().hex, "sms-test-" + uuid.uuid4().hex
+    numbers = ["+16175550171", "+16175550172", "+16175550173"]
+    server = sms_process.start_sms_sandbox(
+        port, None, log, account_sid=account_sid, auth_token=token, numbers=numbers
+    )
+    try:
+        base_url = sms_process.wait_for_sms_sandbox(port, server)
+        with httpx.Client(base_url=base_url, timeout=15) as http:
+            yield SmsSandbox(base_url, account_sid, token, numbers, http)
+    finally:
+        dev.stop(server)
+
+
+@pytest.fixture(scope="session")
+def mail_sandbox(tmp_path_factory) -> Iterator[MailSandbox]:
+    """A local SMTP server (aiosmtpd) on a free loopback port that requires STARTTLS with a
+    certificate made at start: `host`, `port`, `ca_file`, `messages()`, and `settings()` (the
+    SMTP_* settings that send to it, the certificate trusted)."""
+    sandbox = MailSandbox(tls_dir=tmp_path_factory.mktemp("mail"), starttls=True).start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
 
 
 def eventually(check, timeout: float = 10.0, interval: float = 0.2):

@@ -8,6 +8,7 @@ free ports.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -138,7 +139,9 @@ def stop(*processes: subprocess.Popen, grace: float = 10) -> None:
 
 
 def run_dev(settings: Settings, *, seed: bool = True) -> int:
+    from workers import sms_sandbox
     from workers.ehr_sandbox import start_ehr_sandbox, wait_for_ehr_sandbox
+    from workers.mail_sandbox import start_mail_sandbox, wait_for_mail_sandbox
     from workers.payer_sandbox import start_payer_sandbox, wait_for_payer_sandbox
 
     data = settings.data_dir.resolve()
@@ -152,6 +155,8 @@ def run_dev(settings: Settings, *, seed: bool = True) -> int:
         "WORKER_METRICS_ADDRESS": worker_metrics,
     }
     base = f"http://{settings.api_host}:{settings.api_port}"
+    # Twilio's callbacks and patients' texts come back to the API here (the SMS sandbox's).
+    env["PUBLIC_URL"] = settings.public_url or base
     processes: list[subprocess.Popen] = []
     # Stopped by SIGTERM as by Ctrl-C: either way every child process is stopped with us.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -170,12 +175,36 @@ def run_dev(settings: Settings, *, seed: bool = True) -> int:
         processes.append(ehr)
         payer = start_payer_sandbox(settings.payer_sandbox_port, data / "payer", data / "payer.log")
         processes.append(payer)
+        # Messages to patients stay on this machine: texts in the SMS sandbox, mail in a Maildir.
+        sms = sms_sandbox.start_sms_sandbox(
+            settings.sms_sandbox_port,
+            data / "sms",
+            data / "sms.log",
+            inbound_url=env["PUBLIC_URL"].rstrip("/") + "/api/v1/messaging/twilio/inbound",
+        )
+        processes.append(sms)
+        mail = start_mail_sandbox(settings.mail_sandbox_port, data / "mail", data / "mail.log")
+        processes.append(mail)
         asyncio.run(wait_for_temporal(address))
         ehr_url = wait_for_ehr_sandbox(settings.ehr_sandbox_port, ehr)
         payer_url = env["PAYER_BASE_URL"] = wait_for_payer_sandbox(
             settings.payer_sandbox_port, payer
         )
         settings = settings.model_copy(update={"payer_base_url": payer_url})
+        sms_url = sms_sandbox.wait_for_sms_sandbox(settings.sms_sandbox_port, sms)
+        env.update(
+            TWILIO_BASE_URL=sms_url,
+            TWILIO_ACCOUNT_SID=sms_sandbox.DEV_ACCOUNT_SID,
+            TWILIO_AUTH_TOKEN=sms_sandbox.DEV_AUTH_TOKEN,
+            TWILIO_FROM_NUMBERS=json.dumps(sms_sandbox.DEV_NUMBERS),
+        )
+        mail_ca = wait_for_mail_sandbox(settings.mail_sandbox_port, data / "mail", mail)
+        env.update(
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(settings.mail_sandbox_port),
+            SMTP_SECURITY="starttls",
+            SMTP_CA_FILE=str(mail_ca),
+        )
         processes.append(start_worker(env, data / "worker.log"))
         api = start_api(env, settings.api_port, data / "api.log")
         processes.append(api)
@@ -196,6 +225,9 @@ Followthrough is running (Ctrl-C stops everything):
   Temporal Web UI  http://127.0.0.1:{settings.temporal_ui_port} (payloads decrypted by {base}/codec for auditors and admins)
   EHR sandbox      {ehr_url} (FHIR R4, writes logged in {data}/ehr)
   Payer sandbox    {payer_url} (Da Vinci PAS, requests kept in {data}/payer)
+  SMS sandbox      {sms_url} (Twilio's API; texts sent: {sms_url}/sandbox/messages;
+                   a patient replies: POST {sms_url}/sandbox/reply {{"from", "to", "body"}})
+  Mail             smtp://127.0.0.1:{settings.mail_sandbox_port} (STARTTLS); mail kept in {data}/mail/maildir
   Metrics          {base}/metrics (care) and http://{worker_metrics}/metrics (worker)
   Logs             {data}/*.log
 Get a token:  .venv/bin/followthrough token --user cora --role coordinator --team cardiology

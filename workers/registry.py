@@ -9,12 +9,14 @@ from sqlalchemy import Engine
 
 from activities.fhir.client import FhirClient
 from activities.fhir.communication import CommunicationActivities
+from activities.fhir.contact import ContactActivities
 from activities.fhir.evidence import EvidenceActivities
 from activities.fhir.intake import IntakeActivities
 from activities.fhir.prerequisites import PrerequisiteActivities
 from activities.fhir.task import TaskActivities
 from activities.ledger.anchor import Anchor
 from activities.ledger.append import LedgerActivities
+from activities.messaging.send import MessagingActivities
 from activities.payer.pas import PayerActivities
 from activities.staff import StaffActivities
 from activities.triggers import TriggerActivities
@@ -51,6 +53,8 @@ def activities(
     anchor = Anchor(settings.ledger_anchor_key)
     ledger = LedgerActivities(engine, anchor)
     triggers = TriggerActivities(engine, anchor)
+    messaging = MessagingActivities(engine, fhir, settings)
+    contact = ContactActivities(fhir, settings)
     return {
         # The app database only: as quick as the workflow tasks beside them.
         QueueKind.WORKFLOWS: [ledger.append, triggers.evaluate],
@@ -65,9 +69,11 @@ def activities(
             # The payer's requests are built from the EHR's records: they share its queue.
             payer.submit,
             payer.inquire,
+            # Which channels reach the patient, their time zone and language: the EHR's Patient.
+            contact.patient_contact,
         ],
-        # A staff notice is a message to a person: the inbox is its first channel, and the SMS
-        # and email senders will join it here, throttled and scaled with their providers while
-        # reminders and escalations keep their timers on the workflow queue.
-        QueueKind.MESSAGING: [staff.notify],
+        # Messages to people: staff notices to their inbox, and messages to patients by SMS,
+        # email or the portal, throttled and scaled with their providers while reminders and
+        # escalations keep their timers on the workflow queue.
+        QueueKind.MESSAGING: [staff.notify, messaging.send, messaging.release],
     }

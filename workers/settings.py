@@ -45,6 +45,7 @@ DEV_NOTIFICATION_TOKEN = "followthrough-development-notification-token"
 DEV_PAYER_NOTIFICATION_TOKEN = "followthrough-development-payer-notification-token"
 DEV_METRICS_SCRAPE_TOKEN = "followthrough-development-metrics-scrape-token"
 DEV_CSRF_SECRET = "followthrough-development-csrf-key-change-me"
+DEV_ADDRESS_KEY = "followthrough-development-address-key-change-me"
 # Development only: production refuses it (see Settings.keyring).
 DEV_PAYLOAD_KEY_ID = "dev-1"
 DEV_PAYLOAD_KEY = "ZGV2ZWxvcG1lbnQta2V5LW5vdC1mb3ItcmVhbC1waGk="
@@ -172,6 +173,10 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 15
     mail_from: str = "care-team@followthrough.example.org"
     mail_sandbox_port: int = 8125  # `followthrough dev` starts a local SMTP server here
+    # Patients' addresses are kept only as HMACs under this key (to match replies and opt-outs);
+    # production with SMS or email needs one of its own (32+ characters). A new key forgets
+    # the consent on file.
+    messaging_address_key: str = DEV_ADDRESS_KEY
 
     # Decision triggers: thresholds on the care metrics, evaluated on a Temporal Schedule.
     trigger_rules: list[TriggerRule] = DEFAULT_RULES
@@ -196,11 +201,14 @@ class Settings(BaseSettings):
     def _refuse_default_secret(self) -> Settings:
         if self.environment != "production":
             return self
-        for name, value, default in (
+        secrets = [
             ("JWT_SECRET", self.jwt_secret, DEV_SECRET),
             ("LEDGER_ANCHOR_KEY", self.ledger_anchor_key, DEV_ANCHOR_KEY),
             ("CSRF_SECRET", self.csrf_secret, DEV_CSRF_SECRET),
-        ):
+        ]
+        if self.twilio_account_sid or self.smtp_host:  # addresses are hashed for SMS and email
+            secrets.append(("MESSAGING_ADDRESS_KEY", self.messaging_address_key, DEV_ADDRESS_KEY))
+        for name, value, default in secrets:
             if value == default or len(value) < 32:
                 raise ValueError(
                     f"{name} must be a secret of your own (32+ characters) in production"

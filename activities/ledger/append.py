@@ -114,6 +114,7 @@ def _summarize(session: Session, entry: LedgerEntry) -> None:
     if entry.evidence and entry.kind in (EventKind.COMPLETED, EventKind.VERIFIED):
         summary.evidence_on_file = True
     _summarize_payer(summary, entry)
+    _summarize_outreach(summary, entry)
     if entry.case_closed:
         summary.closed_at = entry.at
         summary.closed_stage = entry.stage_after
@@ -146,6 +147,44 @@ def _summarize_payer(summary: CaseSummary, entry: LedgerEntry) -> None:
             summary.denial_reason = (entry.details.get("reason") or "unspecified")[:200]
     elif entry.kind == EventKind.LAPSED:
         summary.lapsed_unused += 1
+
+
+MESSAGED = ("sms", "email", "portal")
+RECEIPTED = {"sms"}  # channels whose provider reports delivery
+PATIENT_REPLIES = {"confirm", "call_back", "other"}  # not the STOP/START/HELP keywords
+
+
+def _summarize_outreach(summary: CaseSummary, entry: LedgerEntry) -> None:
+    """What outreach metrics need, from the cadence's OUTREACH, DELIVERY, REPLY and CONSENT
+    events (an OUTREACH a person recorded by hand has no `attempt` and is not a message)."""
+    details, channel = entry.details, entry.details.get("channel", "")
+    sent = details.get("status") == "sent" and "attempt" in details
+    if entry.kind == EventKind.OUTREACH and sent and channel in MESSAGED:
+        _bump(summary, f"{channel}_sent")
+        if channel not in RECEIPTED:
+            _bump(summary, f"{channel}_reached")
+        if summary.first_message_at is None:
+            summary.first_message_at = entry.at
+    elif entry.kind == EventKind.DELIVERY and channel in MESSAGED:
+        reached = details.get("status") == "delivered"
+        if reached and channel in RECEIPTED:
+            _bump(summary, f"{channel}_reached")
+        elif not reached and channel not in RECEIPTED:
+            _bump(summary, f"{channel}_reached", -1)  # it bounced after all
+    elif entry.kind == EventKind.REPLY and details.get("reply") in PATIENT_REPLIES:
+        summary.replies += 1
+    elif entry.kind == EventKind.CONSENT and details.get("consent") == "opted_out":
+        summary.opted_out = True
+    if (
+        entry.stage_after == "scheduled"
+        and summary.first_message_at is not None
+        and summary.hours_message_to_schedule is None
+    ):
+        summary.hours_message_to_schedule = _hours_between(summary.first_message_at, entry.at)
+
+
+def _bump(summary: CaseSummary, column: str, by: int = 1) -> None:
+    setattr(summary, column, getattr(summary, column) + by)
 
 
 def _hours_between(start: datetime, end: datetime) -> float:

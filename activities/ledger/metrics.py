@@ -9,7 +9,11 @@ Definitions (cases opened in the period, by the requested grouping):
 - for cases that ask a payer (prior authorization), in `authorizations`: time to decision (hours
   from the first request to the first approval or denial), first-pass approval rate (the first
   request approved / requests decided), pended aging (requests still pended, by hours waiting),
-  denial reasons (cases by their first denial's reason) and authorizations lapsed unused.
+  denial reasons (cases by their first denial's reason) and authorizations lapsed unused;
+- for cases that message the patient, in `outreach`: reach rate by channel (messages reached /
+  sent: SMS the carrier reported delivered; email and portal, which have no receipt, sent and
+  not bounced), cases where the patient replied (a reply, not STOP/START/HELP) / cases messaged,
+  cases that opted out, and hours from the first message to the appointment being scheduled.
 """
 
 from __future__ import annotations
@@ -59,6 +63,24 @@ class AuthorizationMetrics(BaseModel):
     lapsed_unused: int  # approvals that ran out with the service not delivered
 
 
+CHANNELS = ("sms", "email", "portal")
+
+
+class ChannelReach(BaseModel):
+    sent: int
+    reached: int
+    reach_rate: float | None
+
+
+class OutreachMetrics(BaseModel):
+    messaged: int  # cases that sent the patient at least one message
+    by_channel: dict[str, ChannelReach]
+    replied: int  # of them, cases where the patient replied
+    reply_rate: float | None
+    opted_out: int  # cases whose patient opted out of a channel
+    time_first_message_to_schedule_hours: Spread
+
+
 class GroupMetrics(BaseModel):
     group: dict[str, str | None]
     cases_opened: int
@@ -77,6 +99,7 @@ class GroupMetrics(BaseModel):
     time_to_schedule_hours: Spread
     time_unowned_hours: Spread
     authorizations: AuthorizationMetrics | None = None  # groups with prior-authorization cases
+    outreach: OutreachMetrics | None = None  # groups with cases that messaged the patient
 
 
 def _group_columns(group_by: list[Grouping]) -> list[ColumnElement]:
@@ -200,6 +223,16 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
             count_if(S.first_pass_approved.is_(True)).label("first_pass"),
             func.coalesce(func.sum(S.lapsed_unused), 0).label("lapsed"),
             *pended,
+            count_if(S.first_message_at.is_not(None)).label("messaged"),
+            count_if(S.first_message_at.is_not(None) & (S.replies > 0)).label("replied"),
+            count_if(S.opted_out).label("opted_out"),
+            *(
+                func.coalesce(func.sum(getattr(S, f"{channel}_{measure}")), 0).label(
+                    f"{channel}_{measure}"
+                )
+                for channel in CHANNELS
+                for measure in ("sent", "reached")
+            ),
         )
         .where(where)
         .group_by(*groups)
@@ -210,6 +243,7 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
         "schedule": S.hours_to_schedule,
         "unowned": S.hours_unowned,
         "decision": S.hours_to_decision,
+        "message_to_schedule": S.hours_message_to_schedule,
     }
 
     reasons = (
@@ -261,6 +295,7 @@ def compute(engine: Engine, query: MetricsQuery, now: datetime | None = None) ->
                 time_to_schedule_hours=spreads["schedule"].get(group_key, Spread()),
                 time_unowned_hours=spreads["unowned"].get(group_key, Spread()),
                 authorizations=_authorizations(row, spreads, denial_reasons, group_key),
+                outreach=_outreach(row, spreads, group_key),
             )
         )
     return result
@@ -279,4 +314,27 @@ def _authorizations(row, spreads, denial_reasons, group_key: tuple) -> Authoriza
         pended_aging=aging,
         denial_reasons=denial_reasons.get(group_key, {}),
         lapsed_unused=row["lapsed"],
+    )
+
+
+def _outreach(row, spreads, group_key: tuple) -> OutreachMetrics | None:
+    if not row["messaged"]:
+        return None
+    return OutreachMetrics(
+        messaged=row["messaged"],
+        by_channel={
+            channel: ChannelReach(
+                sent=row[f"{channel}_sent"],
+                reached=row[f"{channel}_reached"],
+                reach_rate=_rate(row[f"{channel}_reached"], row[f"{channel}_sent"]),
+            )
+            for channel in CHANNELS
+            if row[f"{channel}_sent"]
+        },
+        replied=row["replied"],
+        reply_rate=_rate(row["replied"], row["messaged"]),
+        opted_out=row["opted_out"],
+        time_first_message_to_schedule_hours=spreads["message_to_schedule"].get(
+            group_key, Spread()
+        ),
     )

@@ -111,6 +111,21 @@ class CaseSummary(SQLModel, table=True):
     pended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     denial_reason: str | None = Field(default=None, max_length=200)
     lapsed_unused: int = 0
+    # Cases that message the patient: messages sent and reached per channel (SMS reached = the
+    # carrier reported it delivered; email and portal have no receipt, so one sent counts as
+    # reached unless it bounced), replies, an opt-out, and the first message's time.
+    sms_sent: int = 0
+    sms_reached: int = 0
+    email_sent: int = 0
+    email_reached: int = 0
+    portal_sent: int = 0
+    portal_reached: int = 0
+    replies: int = 0
+    opted_out: bool = False
+    first_message_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    hours_message_to_schedule: float | None = None
 
 
 class AccessRow(SQLModel, table=True):

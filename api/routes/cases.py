@@ -28,7 +28,8 @@ IdempotencyKey = Annotated[
         description="Your own name for this request (1-200 of A-Z a-z 0-9 _ - . :): sent again "
         "within 24 hours with the same case, action and body, it acts once and answers as the "
         "first time did (with `Idempotent-Replayed: true`); with another request, 422. A 5xx is "
-        "not kept: send it again. Each user's keys are their own.",
+        "not kept: send it again; the case still takes a keyed request once, even when its first "
+        "answer was lost. Each user's keys are their own.",
     ),
 ]
 
@@ -167,7 +168,7 @@ async def act(
             earlier.body, status_code=earlier.status, headers={"Idempotent-Replayed": "true"}
         )
     try:
-        case = await cases.act(client, case_id, action, body, actor)
+        case = await cases.act(client, case_id, action, body, actor, update_id=request.update_id)
     except HTTPException as err:
         if idempotency.keeps(err.status_code):
             answer = idempotency.Answer(err.status_code, {"detail": err.detail})

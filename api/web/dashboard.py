@@ -97,9 +97,10 @@ def team_figures(engine: Engine, actor: Actor, now: datetime | None = None) -> F
         return figures(list(session.exec(query)), now)
 
 
-def authorization_figures(engine: Engine, actor: Actor) -> metrics.AuthorizationMetrics | None:
-    """The team's requests to payers (every team's, for an admin), as the metrics API counts
-    them; None when the team has sent none."""
+def team_metrics(engine: Engine, actor: Actor) -> metrics.GroupMetrics | None:
+    """The team's figures (every team's, for an admin) as the metrics API counts them, for the
+    sections that show a pathway's own (requests to payers, messages to patients); None when the
+    team has no case."""
     team = None if actor.role == Role.ADMIN else actor.team
     groups = metrics.compute(engine, metrics.MetricsQuery(team=team))
-    return groups[0].authorizations if groups else None
+    return groups[0] if groups else None

@@ -81,7 +81,7 @@ def dashboard_page(request: Request, engine: EngineDep, actor: session.PageUser)
     try:
         _require_supervisor(actor)
         figures = dashboard.team_figures(engine, actor)
-        authorizations = dashboard.authorization_figures(engine, actor)
+        team = dashboard.team_metrics(engine, actor)
     except HTTPException as err:
         return problem(request, actor, err)
     # Label/count pairs, not dicts: the JSON filter sorts keys, and buckets must keep their order.
@@ -100,7 +100,8 @@ def dashboard_page(request: Request, engine: EngineDep, actor: session.PageUser)
         {
             "figures": figures,
             "charts": charts,
-            "authorizations": authorizations,
+            "authorizations": team.authorizations if team else None,
+            "outreach": team.outreach if team else None,
             "readable_days": dashboard.readable_days,
         },
         actor=actor,

@@ -81,6 +81,8 @@ MATRIX: list[tuple[str, str, Any, Any, Any, Any, Any, Any, Any]] = [
     ("GET",    "/api/v1/cases/{nowhere}/audit/verify",       403,  403,  403, 403, 404,  404,  401),
     ("GET",    "/api/v1/cases/{case_id}/proof",              200,  403,  200, 403, 200,  200,  401),
     ("GET",    "/api/v1/cases/{nowhere}/proof",              403,  403,  403, 403, 404,  404,  401),
+    ("GET",    "/api/v1/cases/{case_id}/messages",           200,  403,  200, 403, 200,  200,  401),
+    ("GET",    "/api/v1/cases/{nowhere}/messages",           403,  403,  403, 403, 404,  404,  401),
     ("GET",    "/api/v1/pathways",                           200,  200,  200, 200, 200,  200,  401),
     # Everyone's own inbox: addressed to them, or to their role in their team.
     ("GET",    "/api/v1/notifications",                      200,  200,  200, 200, 200,  200,  401),
@@ -95,6 +97,10 @@ MATRIX: list[tuple[str, str, Any, Any, Any, Any, Any, Any, Any]] = [
     # Outside systems' doors: their own credential only; no person's token opens them.
     ("POST",   "/api/v1/fhir/notifications",                 401,  401,  401, 401, 401,  401,  401),
     ("POST",   "/api/v1/payer/notifications",                401,  401,  401, 401, 401,  401,  401),
+    # Twilio signs its webhooks (X-Twilio-Signature) instead of sending a credential: a request
+    # without a valid signature is refused, whatever token comes with it.
+    ("POST",   "/api/v1/messaging/twilio/status",            403,  403,  403, 403, 403,  403,  403),
+    ("POST",   "/api/v1/messaging/twilio/inbound",           403,  403,  403, 403, 403,  403,  403),
     # The codec server: auditors and admins. A CORS preflight carries no credential by design.
     ("OPTIONS", "/codec/{operation}",                        204,  204,  204, 204, 204,  204,  204),
     ("POST",   "/codec/decode",                              403,  403,  403, 403, 200,  200,  401),
@@ -205,6 +211,11 @@ class World:
             "/api/v1/cases/{case_id}/actions/{action}": lambda: {"text": "Checked by the matrix"},
             "/api/v1/fhir/notifications": lambda: {"reference": "ServiceRequest/t-matrix"},
             "/api/v1/payer/notifications": lambda: {"resourceType": "Bundle", "type": "history"},
+            "/api/v1/messaging/twilio/status": lambda: {
+                "MessageSid": "SM0",
+                "MessageStatus": "sent",
+            },
+            "/api/v1/messaging/twilio/inbound": lambda: {"MessageSid": "SM0", "Body": "1"},
             "/codec/decode": lambda: {"payloads": []},
             "/codec/encode": lambda: {"payloads": []},
         }[route]()
@@ -322,11 +333,17 @@ def test_another_teams_supervisor_reassigns_nothing(world: World) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", [path for method, path, *_ in MATRIX if method == "POST" and path.startswith(API_PATHS)]
+    ("path", "refused"),
+    [
+        (path, row[-1])
+        for method, path, *row in MATRIX
+        if method == "POST" and path.startswith(API_PATHS)
+    ],
 )
-def test_credentials_are_checked_before_the_body(world: World, path: str) -> None:
-    # No token and no body: the answer is about the credential, not about the missing body.
-    assert world.http.post(world.path(path)).status_code == 401
+def test_credentials_are_checked_before_the_body(world: World, path: str, refused: int) -> None:
+    # No credential and no body: the answer is about the credential (401, or 403 for a missing
+    # signature), not about the missing body.
+    assert world.http.post(world.path(path)).status_code == refused
 
 
 SCOPED_ELSEWHERE = ("coordinator_elsewhere", "supervisor_elsewhere")

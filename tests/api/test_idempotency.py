@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from activities.ledger.tables import IdempotentRequest, as_stored
@@ -156,16 +156,33 @@ def test_a_rejected_action_replays_its_rejection(http, cora, open_case):
     assert again.headers["idempotent-replayed"] == "true"
 
 
-def test_a_key_older_than_a_day_does_not_answer(http, stack, cora, open_case):
+def test_a_key_older_than_a_day_may_name_another_request(http, stack, cora, open_case):
     url = f"/api/v1/cases/{open_case()['case_id']}/actions/add-note"
     key = new_key()
     headers = {**cora, "Idempotency-Key": key}
     assert http.post(url, json={"text": "Called"}, headers=headers).status_code == 200
     age(stack.database_url, key, timedelta(hours=24, minutes=1))
-    later = http.post(url, json={"text": "Called"}, headers=headers)
+    later = http.post(url, json={"text": "Called again"}, headers=headers)
     assert later.status_code == 200
     assert "idempotent-replayed" not in later.headers
     assert notes(later.json()) == 2
+
+
+def test_a_keyed_action_whose_answer_was_lost_acts_once(http, stack, cora, open_case):
+    """The API died after the case took the action and before it kept the answer: the row is
+    gone (as a 5xx leaves it) and the retry reaches the case again, which knows the request."""
+    url = f"/api/v1/cases/{open_case()['case_id']}/actions/add-note"
+    key = new_key()
+    headers = {**cora, "Idempotency-Key": key}
+    assert http.post(url, json={"text": "Called"}, headers=headers).status_code == 200
+    engine = make_engine(stack.database_url, migrate=False)
+    with engine.begin() as connection:
+        connection.execute(delete(IdempotentRequest).where(col(IdempotentRequest.key) == key))
+    engine.dispose()
+    retried = http.post(url, json={"text": "Called"}, headers=headers)
+    assert retried.status_code == 200
+    assert "idempotent-replayed" not in retried.headers  # the API had forgotten; the case had not
+    assert notes(retried.json()) == 1
 
 
 def test_the_key_is_documented(http):

@@ -26,6 +26,11 @@ TABLES = {
     "trigger_state",
     "staff_notice",
     "idempotent_request",
+    "outbound_message",
+    "messaging_consent",
+    "sms_conversation",
+    "inbound_message",
+    "portal_outbox",
 }
 
 
