@@ -7,15 +7,17 @@ after its answer was lost finds the Communication it wrote instead of writing a 
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import structlog
 from fhir.resources.R4B.communication import Communication
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.fhir.client import FhirClient
-from activities.fhir.failures import unavailable
+from activities.fhir.failures import INVALID_RESOURCE, unavailable
 from workflows.care.messaging import CommunicationRecord, Medium
 
 log = structlog.get_logger(__name__)
@@ -56,8 +58,19 @@ def communication(record: CommunicationRecord) -> dict[str, Any]:
     if record.status_reason:
         resource["statusReason"] = {"text": record.status_reason}
     if record.sent:
-        resource["sent"] = record.sent.isoformat()
-    Communication.model_validate(resource)
+        # FHIR wants an offset with a time; a provider's time without one is UTC.
+        sent = record.sent if record.sent.tzinfo else record.sent.replace(tzinfo=UTC)
+        resource["sent"] = sent.isoformat()
+    try:
+        Communication.model_validate(resource)
+    except ValidationError as err:
+        # Retrying would build the same resource: say what is wrong (not the message itself).
+        fields = sorted({".".join(map(str, e["loc"])) for e in err.errors()})
+        raise ApplicationError(
+            f"Not a valid FHIR Communication: {', '.join(fields)}",
+            type=INVALID_RESOURCE,
+            non_retryable=True,
+        ) from None
     return resource
 
 

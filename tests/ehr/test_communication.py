@@ -88,3 +88,12 @@ async def test_an_attempt_that_could_not_go_is_not_done_with_its_reason(
     assert resource["statusReason"] == {"text": "No address on file for this channel"}
     assert resource["medium"][0]["coding"][0]["code"] == code
     assert "sent" not in resource
+
+
+async def test_a_send_time_without_an_offset_is_read_as_utc(ehr: Ehr, ehr_url: str):
+    client = FhirClient(ehr_url, timeout=5)
+    record = attempt(ehr, sent=datetime(2026, 11, 25, 15, 0))  # as a database may hand it back
+    await CommunicationActivities(client).record(record)
+    await client.aclose()
+    (resource,) = stored(ehr, record.attempt_id)
+    assert datetime.fromisoformat(resource["sent"]) == datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
