@@ -126,7 +126,7 @@ async def test_two_cases_texting_one_number_each_get_their_own_replies(
             assert len(written) == 1 and written[0]["status"] == "completed"
 
 
-async def test_an_unreachable_number_falls_back_to_email_and_stop_is_honoured(
+async def test_an_unreachable_number_falls_back_to_email_at_once(
     time_skipping,
     client,
     engine,
@@ -155,3 +155,27 @@ async def test_an_unreachable_number_falls_back_to_email_and_stop_is_honoured(
         assert [e.details["status"] for e in found.timeline if e.kind == EventKind.DELIVERY] == [
             "undelivered"
         ]
+
+
+async def test_stop_and_start_texted_by_the_patient_reach_the_case(
+    time_skipping, client, engine, task_queue, ehr, ehr_url, sms_sandbox, settings, monkeypatch
+):
+    phone = new_phone()
+    await skip_to(time_skipping, 10)
+    async with live(client, engine, task_queue, ehr_url, settings, monkeypatch):
+        handle = await open_referral(
+            client, task_queue, outreach_input(ehr, patient=reachable_patient(ehr, phone))
+        )
+        await act(handle, ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+        (text,) = await until(lambda: texts_to(sms_sandbox, phone))
+        sms_sandbox.reply(phone, text["from"], "STOP")
+        found = await until(lambda: case_has(handle, EventKind.CONSENT))
+        assert found.outreach.opted_out == ["sms"]
+        sms_sandbox.reply(phone, text["from"], "start")
+        found = await until(lambda: case_has(handle, EventKind.CONSENT, 2))
+        consents = [e.details for e in found.timeline if e.kind == EventKind.CONSENT]
+        assert [(c["consent"], c["keyword"]) for c in consents] == [
+            ("opted_out", "STOP"),
+            ("opted_in", "START"),
+        ]
+        assert found.outreach.opted_out == [] and found.outreach.state == "running"
