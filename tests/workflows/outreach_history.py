@@ -1,5 +1,6 @@
-"""The referral history recorded from v4 on: a case that messages its patient, so the replay test
-covers the cadence, quiet hours, consent, a failed delivery falling back, pause and resume, a
+"""The referral history recorded from v4 on: a case that messages its patient through the real
+messaging activities (the SMS sandbox, a local SMTP server, the webhooks), so the replay test
+covers the cadence, a delivery report, consent texted by the patient, pause and resume, a
 call-back task, the appointment reminder confirmed and the conversation released at close.
 
 `python -m tests.workflows.record_histories v4` runs it (Node and `make test`'s npm step needed).
@@ -10,29 +11,32 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.audit import case_trail
 from tests.ehr.records import Ehr
+from tests.messaging.kit import serve_webhooks
 from tests.workflows.ledger_replay import ledger_file
 from tests.workflows.outreach_kit import (
-    Provider,
-    delivery,
+    detail,
     messaging_worker,
     outreach_input,
-    reply,
+    reachable_patient,
     skip_to,
 )
 from tests.workflows.referral_kit import COORDINATOR, open_referral
-from workers import dev, ehr_sandbox
+from workers import dev, ehr_sandbox, registry, sms_sandbox
 from workers.client import register_search_attributes
 from workers.database import make_engine
-from workflows.care.messaging import DELIVERY_SIGNAL, REPLY_SIGNAL, DeliveryStatus, Medium
-from workflows.care.messaging import ReplyKind as Kind
+from workers.mail_sandbox import MailSandbox
+from workers.settings import Settings
+from workflows.care.models import EventKind
 from workflows.referral.models import (
     Assign,
     Channel,
@@ -46,90 +50,126 @@ from workflows.referral.models import (
 from workflows.referral.workflow import ReferralWorkflow
 
 DAY = timedelta(days=1)
+PHONE, EMAIL = "+12065559001", "patient.v4@example.org"
 
 
-async def _sent(provider: Provider, count: int) -> list:
-    for _ in range(400):
-        if len(provider.sent) >= count:
-            return list(provider.sent.values())
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{count} messages never went")
+async def _until(check, what: str):
+    for _ in range(300):
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} never happened")
 
 
 async def record_with_outreach(path: Path, test_server: str | None) -> Path:
-    port = dev.free_port()
-    sandbox = ehr_sandbox.start_ehr_sandbox(port, None)
+    home = Path(tempfile.mkdtemp())
+    ehr_port, sms_port = dev.free_port(), dev.free_port()
+    ehr_process = ehr_sandbox.start_ehr_sandbox(ehr_port, None)
+    account, token = "AC" + uuid.uuid4().hex, "sms-" + uuid.uuid4().hex
+    numbers = ["+16175550181", "+16175550182"]
+    sms_process = sms_sandbox.start_sms_sandbox(
+        sms_port, None, home / "sms.log", account_sid=account, auth_token=token, numbers=numbers
+    )
+    mail = MailSandbox(tls_dir=home / "tls", starttls=True).start()
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter, test_server_existing_path=test_server
     )
+    sms_url = sms_sandbox.wait_for_sms_sandbox(sms_port, sms_process)
+    settings = Settings(_env_file=None).model_copy(
+        update={
+            "environment": "test",
+            "twilio_base_url": sms_url,
+            "twilio_account_sid": account,
+            "twilio_auth_token": token,
+            "twilio_from_numbers": numbers,
+            **mail.settings(),
+        }
+    )
+    sms = httpx.Client(base_url=sms_url, timeout=10)
+
+    def text(body: str) -> None:  # the patient texts the number the case wrote from
+        ours = next(m["from"] for m in sms.get("/sandbox/messages").json() if m["to"] == PHONE)
+        sms.post("/sandbox/reply", json={"from": PHONE, "to": ours, "body": body})
+
+    def texts() -> int:
+        return sum(m["to"] == PHONE for m in sms.get("/sandbox/messages").json())
+
+    chosen = registry.get_settings
     try:
-        ehr_url = ehr_sandbox.wait_for_ehr_sandbox(port, sandbox)
+        ehr_url = ehr_sandbox.wait_for_ehr_sandbox(ehr_port, ehr_process)
         ehr = Ehr(ehr_url)
-        provider = Provider()
         async with env:
             await register_search_attributes(env.client)
-            engine = make_engine(f"sqlite:///{tempfile.mkdtemp()}/app.db")
-            async with messaging_worker(env.client, engine, "record-outreach", ehr_url, provider):
-                start = await skip_to(env, 10)  # a Tuesday, 10:00 in Los Angeles
-                handle = await open_referral(env.client, "record-outreach", outreach_input(ehr))
-                await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+            engine = make_engine(f"sqlite:///{home / 'app.db'}")
+            async with serve_webhooks(env.client, engine, settings) as url:
+                served = settings.model_copy(update={"public_url": url})
+                registry.get_settings = lambda: served  # the worker's activities send here
+                async with messaging_worker(env.client, engine, "record-outreach", ehr_url):
+                    start = await skip_to(env, 10)  # a Tuesday, 10:00 in Los Angeles
+                    patient = reachable_patient(ehr, PHONE, EMAIL)
+                    order = outreach_input(ehr, patient=patient)
+                    handle = await open_referral(env.client, "record-outreach", order)
 
-                async def tell(signal: str, news) -> None:
-                    await handle.signal(signal, news)
-                    await asyncio.sleep(0.3)
+                    async def events(kind: EventKind, count: int = 1):
+                        found = await detail(handle)
+                        return sum(e.kind == kind for e in found.timeline) >= count
 
-                (text,) = await _sent(provider, 1)
-                first = text.message.attempt_id
-                now = await env.get_current_time()
-                await tell(DELIVERY_SIGNAL, delivery(first, DeliveryStatus.DELIVERED, now))
-                await tell(REPLY_SIGNAL, reply(first, "STOP", Kind.OPT_OUT, now))
-                await env.sleep(DAY)
-                await handle.execute_update(
-                    ReferralWorkflow.pause_outreach, PauseOutreach(actor=COORDINATOR)
-                )
-                await env.sleep(DAY)
-                await handle.execute_update(
-                    ReferralWorkflow.resume_outreach, ResumeOutreach(actor=COORDINATOR)
-                )
-                await env.sleep(2 * DAY + timedelta(minutes=5))  # day 4: the email
-                mail = (await _sent(provider, 2))[1].message.attempt_id
-                now = await env.get_current_time()
-                await tell(DELIVERY_SIGNAL, delivery(mail, DeliveryStatus.UNDELIVERED, now))
-                portal = (await _sent(provider, 3))[2]
-                assert portal.message.channel == Medium.PORTAL
-                news = reply(portal.message.attempt_id, "Who is this?", Kind.OTHER, now)
-                await tell(REPLY_SIGNAL, news.model_copy(update={"channel": Medium.PORTAL}))
-                await tell(REPLY_SIGNAL, reply(first, "START", Kind.OPT_IN, now))
-                await tell(REPLY_SIGNAL, reply(first, "2", Kind.CALL_BACK, now))
-                await handle.execute_update(
-                    ReferralWorkflow.record_outreach,
-                    RecordOutreach(
-                        actor=COORDINATOR, channel=Channel.PHONE, outcome=OutreachOutcome.REACHED
-                    ),
-                )
-                await env.sleep(DAY)
-                visit = start + 9 * DAY
-                await handle.execute_update(
-                    ReferralWorkflow.mark_scheduled,
-                    MarkScheduled(
-                        actor=COORDINATOR, appointment="Appointment/a1", appointment_at=visit
-                    ),
-                )
-                await env.sleep(visit - 2 * DAY - await env.get_current_time())
-                reminder = (await _sent(provider, 4))[3].message.attempt_id
-                now = await env.get_current_time()
-                await tell(REPLY_SIGNAL, reply(reminder, "1", Kind.CONFIRM, now))
-                await env.sleep(3 * DAY)
-                await handle.execute_update(
-                    ReferralWorkflow.mark_completed,
-                    MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r1"),
-                )
-                outcome = await handle.result()
-                assert outcome.stage == "completed" and provider.released == [handle.id]
-                history = await handle.fetch_history()
+                    await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
+                    await _until(lambda: events(EventKind.DELIVERY), "the text's delivery")
+                    text("STOP")
+                    await _until(lambda: events(EventKind.CONSENT), "the opt-out")
+                    await env.sleep(DAY)
+                    await handle.execute_update(
+                        ReferralWorkflow.pause_outreach, PauseOutreach(actor=COORDINATOR)
+                    )
+                    await env.sleep(DAY)
+                    await handle.execute_update(
+                        ReferralWorkflow.resume_outreach, ResumeOutreach(actor=COORDINATOR)
+                    )
+                    await env.sleep(2 * DAY + timedelta(minutes=5))  # day 4: the email
+                    await _until(lambda: mail.messages(), "the email")
+                    text("START")
+                    await _until(lambda: events(EventKind.CONSENT, 2), "the opt-in")
+                    text("2")
+                    await _until(lambda: events(EventKind.REPLY), "the call back")
+                    await handle.execute_update(
+                        ReferralWorkflow.record_outreach,
+                        RecordOutreach(
+                            actor=COORDINATOR,
+                            channel=Channel.PHONE,
+                            outcome=OutreachOutcome.REACHED,
+                        ),
+                    )
+                    await env.sleep(DAY)
+                    visit = start + 9 * DAY
+                    await handle.execute_update(
+                        ReferralWorkflow.mark_scheduled,
+                        MarkScheduled(
+                            actor=COORDINATOR, appointment="Appointment/a1", appointment_at=visit
+                        ),
+                    )
+                    await env.sleep(visit - 2 * DAY - await env.get_current_time())
+                    await _until(lambda: texts() == 2, "the reminder")
+                    await _until(lambda: events(EventKind.DELIVERY, 2), "its delivery")
+                    text("1")
+                    await _until(lambda: events(EventKind.REPLY, 2), "the confirmation")
+                    await env.sleep(3 * DAY)
+                    await handle.execute_update(
+                        ReferralWorkflow.mark_completed,
+                        MarkCompleted(actor=COORDINATOR, report="DiagnosticReport/r1"),
+                    )
+                    outcome = await handle.result()
+                    assert outcome.stage == "completed"
+                    history = await handle.fetch_history()
             stored = case_trail(engine, handle.id)
     finally:
-        dev.stop(sandbox)
+        registry.get_settings = chosen
+        await asyncio.to_thread(sms.close)
+        mail.stop()
+        dev.stop(sms_process, ehr_process)
     path.write_text(history.to_json())
     written = [entry.model_dump(mode="json", exclude={"recorded_at", "seal"}) for entry in stored]
     ledger_file(path).write_text(json.dumps(written, indent=1, sort_keys=True) + "\n")
