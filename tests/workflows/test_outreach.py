@@ -465,3 +465,27 @@ async def test_a_time_zone_the_case_cannot_read_falls_back_to_the_clinics(
         (text,) = await until(lambda: provider.by(Medium.SMS))
         assert near(text.at, start)
         assert (await detail(handle)).outreach.timezone == "America/New_York"
+
+
+async def test_booking_the_visit_completes_an_open_call_task(
+    time_skipping, client, engine, task_queue, ehr, ehr_url
+):
+    provider = Provider()
+    start = await skip_to(time_skipping, 10)
+    async with messaging_worker(client, engine, task_queue, ehr_url, provider):
+        handle = await opened(client, task_queue, ehr)
+        (text,) = await until(lambda: provider.by(Medium.SMS))
+        now = await time_skipping.get_current_time()
+        await handle.signal(
+            REPLY_SIGNAL, reply(text.message.attempt_id, "2", ReplyKind.CALL_BACK, now)
+        )
+        found = await until_case(handle, lambda d: d.checklist)
+        assert found.checklist[0].status == "open"
+        visit = start + 3 * DAY
+        await act(
+            handle,
+            ReferralWorkflow.mark_scheduled,
+            MarkScheduled(actor=COORDINATOR, appointment="Appointment/a1", appointment_at=visit),
+        )
+        found = await until_case(handle, lambda d: d.checklist[0].status == "met")
+        assert found.checklist[0].note == "the appointment is booked"
