@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from activities.fhir.client import FhirClient
+from activities.fhir.communication import CommunicationActivities
 from activities.fhir.contact import ContactActivities
 from activities.fhir.evidence import EvidenceActivities
 from activities.fhir.intake import IntakeActivities
@@ -45,6 +46,7 @@ def activities(
         fhir, payer_url or settings.payer_base_url, timeout=settings.payer_timeout_seconds
     )
     evidence, tasks = EvidenceActivities(fhir), TaskActivities(fhir)
+    communications = CommunicationActivities(fhir)
     prerequisites = PrerequisiteActivities(fhir)
     intake = IntakeActivities(fhir, settings)
     staff = StaffActivities(engine)
@@ -61,6 +63,7 @@ def activities(
             evidence.report_filed,
             evidence.documents_received,
             tasks.mirror_task,
+            communications.record,
             intake.detect_changes,
             prerequisites.check,
             # The payer's requests are built from the EHR's records: they share its queue.

@@ -1,5 +1,6 @@
 """Record histories for the replay test: `python -m tests.workflows.record_histories [VERSION]`
-(referral versions v1, v2, v3; prior-auth-v1 for the prior-authorization pathway).
+(referral versions v1, v2, v3, v4 with patient outreach; prior-auth-v1 for the prior-authorization
+pathway).
 
 Run it when the referral pathway changes on purpose, and keep the old files too: cases started
 under the old code must still replay (guard changes with `workflow.patched`).
@@ -74,6 +75,10 @@ async def record(version: str) -> Path:
         return await record_prior_auth(HISTORIES / f"{version}.json", test_server())
     if version == "v3":
         return await record_continued()
+    if version == "v4":
+        from tests.workflows.outreach_history import record_with_outreach
+
+        return await record_with_outreach(HISTORIES / f"referral-{version}.json", test_server())
     if version != "v1":
         from tests.workflows.ehr_history import record_with_ehr
 

@@ -48,13 +48,13 @@ _opened: dict[str, list[WorkflowHandle]] = {}
 
 
 @asynccontextmanager
-async def running(client: Client, engine, task_queue: str):
+async def running(client: Client, engine, task_queue: str, **options):
     """A worker for one test. Its cases first finish writing their ledger (an action's entries
     follow its reply), then those left open are terminated: their timers, or a workflow task cut
     off by the worker's shutdown, would otherwise hold back the time-skipping server for the
-    tests that follow."""
+    tests that follow. `options` go to `build_worker` (which queues, the EHR's client)."""
     try:
-        async with build_worker(client, engine, task_queue=task_queue):
+        async with build_worker(client, engine, task_queue=task_queue, **options):
             try:
                 yield
             finally:  # also when the test failed: the tests after it share the server

@@ -49,3 +49,8 @@ def test_a_continued_case_goes_on_from_its_predecessors_chain_head():
         entries = json.loads(run.read_text())
         assert entries[0]["prev_hash"] == previous and entries[0]["seq"] == seq + 1
         previous, seq = entries[-1]["hash"], entries[-1]["seq"]
+
+
+def test_a_case_that_messages_its_patient_is_among_the_histories():
+    # referral-v4: the outreach cadence, consent, delivery reports, replies, the reminder.
+    assert HISTORIES / "referral-v4.json" in RECORDED

@@ -99,6 +99,35 @@ def segments(text: str) -> int:
     return math.ceil(units / part)
 
 
+# -- a pathway's cadence ------------------------------------------------------------------------
+
+
+class Touch(BaseModel):
+    """One step of a cadence: `after` its start, reach the patient by `channel` (or, when that
+    channel cannot reach them, by the next one of the cadence's fallback order)."""
+
+    after: timedelta
+    channel: Medium
+
+
+def _usual_fallback() -> list[Medium]:
+    return [Medium.SMS, Medium.EMAIL, Medium.PORTAL, Medium.CALL]
+
+
+class Cadence(BaseModel):
+    """How a pathway tries to reach a patient: its touches in order, and the channels to fall
+    back on, best first. CALL is the last resort: a person's task, always possible."""
+
+    touches: list[Touch]
+    fallback: list[Medium] = Field(default_factory=_usual_fallback)
+
+    def channels_for(self, touch: Touch) -> list[Medium]:
+        """The touch's own channel, then those after it in the fallback order."""
+        order = self.fallback
+        later = order[order.index(touch.channel) + 1 :] if touch.channel in order else order
+        return [touch.channel, *(channel for channel in later if channel != touch.channel)]
+
+
 # -- what the case, the activities and the webhooks exchange ------------------------------------
 
 

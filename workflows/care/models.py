@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from workflows.care.messaging import Cadence
+
 
 class Role(StrEnum):
     COORDINATOR = "coordinator"
@@ -56,7 +58,8 @@ class EventKind(StrEnum):
     # SendStatus), `kind` (the template) and, for SMS, `segments`. DELIVERY details: `attempt`,
     # `channel`, `status` (a final DeliveryStatus), `error_code`. REPLY details: `attempt`,
     # `channel`, `reply` (a ReplyKind), `text`. CONSENT details: `channel`, `consent` (opted_out
-    # or opted_in), `keyword`.
+    # or opted_in), `keyword`. A staff call task the cadence opens is an OUTREACH event with
+    # `channel` call and `status` task.
     DELIVERY = "delivery"
     REPLY = "reply"
     CONSENT = "consent"
@@ -164,18 +167,21 @@ class ChecklistItem(BaseModel):
 
 
 class OutreachAttempt(BaseModel):
-    """One message the case sent (or tried to): where it stands as the provider reports it."""
+    """One message the case sent (or tried to): where it stands as the provider reports it. A
+    staff call task is an attempt too (channel "call", status "task"), never sent."""
 
     attempt_id: str
     number: int  # 1, 2, ... within the case
     channel: str  # a Medium
     kind: str  # the template
     at: datetime
-    status: str  # a SendStatus
+    status: str  # a SendStatus, or "task" for a call
     delivery: str | None = None  # a DeliveryStatus, once the provider reports one
     error_code: str | None = None
     segments: int = 0
     replies: int = 0
+    touch: int | None = None  # which touch of its cadence it was (a failed delivery re-sends it)
+    provider_id: str | None = None  # the provider's id (Twilio SM…, Message-ID, outbox row)
 
 
 class OutreachState(BaseModel):
@@ -189,6 +195,21 @@ class OutreachState(BaseModel):
     opted_out: list[str] = Field(default_factory=list)  # channels the patient opted out of
     unreachable: list[str] = Field(default_factory=list)  # channels whose address failed
     timezone: str | None = None  # the patient's, for quiet hours
+    # The cadence under way (see workflows/care/outreach.py): its messages' kind, its touches,
+    # when it started (moved on by the time it spent paused), the next touch and the channels
+    # already tried for it.
+    kind: str | None = None
+    cadence: Cadence | None = None
+    started_at: datetime | None = None
+    paused_at: datetime | None = None
+    touch: int = 0
+    tried: list[str] = Field(default_factory=list)
+    # What the patient's record says: the channels with an address on file, the language.
+    channels: list[str] = Field(default_factory=list)
+    language: str = "en"
+    sent: int = 0  # attempts numbered so far (the next is sent + 1)
+    sms_used: bool = False  # an SMS went out: its conversation is released when the case closes
+    seen: list[str] = Field(default_factory=list)  # the newest replies' message ids (dedupe)
 
 
 class CaseDetail(BaseModel):

@@ -13,7 +13,7 @@ from workflows.care.orders import (
 )
 from workflows.care.pathway import Linked
 from workflows.prior_auth.intake import authorization_case
-from workflows.referral.models import Priority, ReferralInput
+from workflows.referral.models import OutreachPlan, Priority, ReferralInput
 
 ID_PREFIX = "referral"
 
@@ -32,4 +32,9 @@ def referral_input(resource: dict[str, Any], linked: Linked) -> ReferralInput:
         policy=settings.referral_policy,
         ehr=settings.ehr_verification,
         authorization=authorization_case(order, linked),
+        outreach=OutreachPlan(
+            sender=settings.outreach_sender_name, callback_phone=settings.outreach_callback_phone
+        )
+        if settings.outreach_enabled
+        else None,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from workflows.care.actions import Action, AddNote, Assign, Cancel, OpenCase
 from workflows.care.calendar import BusinessCalendar
+from workflows.care.messaging import Cadence, Medium, Touch
 from workflows.care.models import CaseSnapshot, OrderSummary, TaskState
 
 
@@ -58,6 +59,40 @@ class Priority(StrEnum):
     STAT = "stat"
 
 
+def _touches(*steps: tuple[timedelta, Medium]) -> Cadence:
+    return Cadence(touches=[Touch(after=after, channel=channel) for after, channel in steps])
+
+
+DAY = timedelta(days=1)
+
+
+def _cadences() -> dict[Priority, Cadence]:
+    """While a case awaits scheduling: a text at once, then an email, then a person calls. The
+    more urgent the order, the sooner each follows, so the call comes well inside the window to
+    schedule (routine 10 business days: call on day 6; urgent 3: day 2; asap 2: day 1; stat 1:
+    texted and called the same day, as stat referrals are called within a day)."""
+    return {
+        Priority.ROUTINE: _touches(
+            (0 * DAY, Medium.SMS), (3 * DAY, Medium.EMAIL), (6 * DAY, Medium.CALL)
+        ),
+        Priority.URGENT: _touches(
+            (0 * DAY, Medium.SMS), (1 * DAY, Medium.EMAIL), (2 * DAY, Medium.CALL)
+        ),
+        Priority.ASAP: _touches(
+            (0 * DAY, Medium.SMS), (DAY / 2, Medium.EMAIL), (1 * DAY, Medium.CALL)
+        ),
+        Priority.STAT: _touches((0 * DAY, Medium.SMS), (timedelta(hours=2), Medium.CALL)),
+    }
+
+
+def _reminder() -> Cadence:
+    # One message, by text or else by email or the portal: a call is not worth a reminder.
+    return Cadence(
+        touches=[Touch(after=timedelta(0), channel=Medium.SMS)],
+        fallback=[Medium.SMS, Medium.EMAIL, Medium.PORTAL],
+    )
+
+
 class ReferralPolicy(BaseModel):
     """Windows in business days. Defaults follow common health-system norms; override per site."""
 
@@ -82,6 +117,18 @@ class ReferralPolicy(BaseModel):
     max_unreached_attempts: int = 3
     # A case continues as new past this many history events (or when Temporal suggests it).
     history_events: int = 1_000
+    # Messages to the patient (cases with `ReferralInput.outreach`): the cadence while the case
+    # awaits scheduling, and the appointment reminder, `remind_days_before` the visit.
+    cadences: dict[Priority, Cadence] = Field(default_factory=_cadences)
+    reminder: Cadence = Field(default_factory=_reminder)
+    remind_days_before: int = 2
+
+
+class OutreachPlan(BaseModel):
+    """How a case's messages sign and where a patient calls back (from the settings)."""
+
+    sender: str  # up to SENDER_MAX characters keep every text one segment (messages.py)
+    callback_phone: str  # and up to PHONE_MAX
 
 
 class ReferralInput(BaseModel):
@@ -100,6 +147,9 @@ class ReferralInput(BaseModel):
     # The prior-authorization case of the same order, when it needs one: the visit is not
     # scheduled before it is approved.
     authorization: str | None = None
+    # The case messages the patient by itself (workflows/care/outreach.py). Cases opened before
+    # decode as None and never do, so their histories replay unchanged.
+    outreach: OutreachPlan | None = None
 
 
 class Channel(StrEnum):
@@ -149,6 +199,16 @@ class MarkCompleted(Action):
     )
 
 
+class PauseOutreach(Action):
+    """Hold the messages to the patient (e.g. you are talking with them); resume them later."""
+
+    reason: str = Field(default="", max_length=500, title="Reason (optional)")
+
+
+class ResumeOutreach(Action):
+    """Go on with the messages to the patient where they were paused."""
+
+
 DOCUMENT = r"^DocumentReference/[A-Za-z0-9\-.]{1,64}$"
 
 
@@ -179,7 +239,9 @@ __all__ = [
     "MarkNoShow",
     "MarkScheduled",
     "OpenCase",
+    "PauseOutreach",
     "RecordDocuments",
     "RecordOutreach",
     "ReferralInput",
+    "ResumeOutreach",
 ]

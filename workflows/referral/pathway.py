@@ -7,6 +7,7 @@ from workflows.care.pathway import ActionSpec, Pathway, add_note, cancel, claim_
 from workflows.referral import models
 from workflows.referral.intake import ID_PREFIX, referral_input
 from workflows.referral.models import CLOSED, TASK_STATES, Stage
+from workflows.referral.outreach import OUTREACH_STAGES
 from workflows.referral.workflow import ReferralWorkflow
 
 LABELS = {
@@ -56,6 +57,22 @@ PATHWAY = Pathway(
             button="Record documents",
         ),
         ActionSpec("mark-no-show", "mark_no_show", models.MarkNoShow, "Record no-show", VISIT),
+        ActionSpec(
+            "pause-outreach",
+            "pause_outreach",
+            models.PauseOutreach,
+            "Pause messages to the patient",
+            frozenset(OUTREACH_STAGES),
+            button="Pause messages",
+        ),
+        ActionSpec(
+            "resume-outreach",
+            "resume_outreach",
+            models.ResumeOutreach,
+            "Resume messages to the patient",
+            frozenset(OUTREACH_STAGES),
+            button="Resume messages",
+        ),
         add_note(),
         cancel("Cancel the referral"),
     ),

@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.care.case import Case
     from workflows.care.ehr import EhrLink
     from workflows.care.ladder import Step, escalate, remind
+    from workflows.care.messaging import DELIVERY_SIGNAL, REPLY_SIGNAL, DeliveryNews, ReplyNews
     from workflows.care.models import (
         SYSTEM,
         ActionAck,
@@ -34,16 +35,20 @@ with workflow.unsafe.imports_passed_through():
         AddNote,
         Assign,
         Cancel,
+        Channel,
         MarkCompleted,
         MarkNoShow,
         MarkScheduled,
         OpenCase,
         OutreachOutcome,
+        PauseOutreach,
         RecordDocuments,
         RecordOutreach,
         ReferralInput,
+        ResumeOutreach,
         Stage,
     )
+    from workflows.referral.outreach import OUTREACH_STAGES, ReferralOutreach
 
 PATHWAY_VERSION = "2026.11"  # named in audit exports; bump when the protocol changes
 UNSUCCESSFUL = {
@@ -82,6 +87,7 @@ class ReferralWorkflow:
         if order.snapshot:
             self.ehr.resume(order.snapshot)
         self.claims = Claims(self.case, self.ehr)
+        self.outreach = ReferralOutreach(self.case, order)
         if order.authorization and order.snapshot is None:
             self.case.references["authorization"] = order.authorization
 
@@ -90,6 +96,7 @@ class ReferralWorkflow:
         case = self.case
         case.keep_trail()
         self.ehr.start(on_event=self.claims.ehr_event)
+        self.outreach.begin()
         while not case.closed and not case.continuing:
             if case.stage == Stage.SCHEDULED:
                 if await case.wait_until(case.moments["appointment_at"], Stage.SCHEDULED):
@@ -101,13 +108,16 @@ class ReferralWorkflow:
             else:
                 await case.milestone(self.ladder(case.stage))
         if not case.closed:
-            await case.continue_as_new(self.next_run, ready=lambda: self.ehr.quiet)
+            await case.continue_as_new(
+                self.next_run, ready=lambda: self.ehr.quiet and self.outreach.quiet
+            )
         await self.ehr.settled()
+        await self.outreach.close()
         await case.settle()
         return case.outcome()
 
     def next_run(self, snapshot: CaseSnapshot) -> ReferralInput:
-        snapshot = self.ehr.carry(snapshot)
+        snapshot = self.outreach.carry(self.ehr.carry(snapshot))
         snapshot.opened_by_request = self.opened_by_request
         return self.input.model_copy(update={"snapshot": snapshot})
 
@@ -133,7 +143,9 @@ class ReferralWorkflow:
 
     @workflow.query
     def detail(self) -> CaseDetail:
-        return self.case.detail()
+        detail = self.case.detail()
+        detail.outreach = self.outreach.view()
+        return detail
 
     # -- care-team actions --------------------------------------------------------------------
 
@@ -202,11 +214,33 @@ class ReferralWorkflow:
                 )
         else:
             case.counters["unreached_attempts"] = 0
+        if action.channel == Channel.PHONE:
+            self.outreach.phoned()
         return case.ack()
 
     @record_outreach.validator
     def _check_outreach(self, action: RecordOutreach) -> None:
         self._check(action.actor, "record outreach", Stage.AWAITING_SCHEDULING, Stage.SCHEDULED)
+
+    @workflow.update
+    def pause_outreach(self, action: PauseOutreach) -> ActionAck:
+        self.outreach.pause(action.actor, action.reason)
+        return self.case.ack()
+
+    @pause_outreach.validator
+    def _check_pause(self, action: PauseOutreach) -> None:
+        self._check(action.actor, "pause outreach", *OUTREACH_STAGES)
+        self.outreach.check_pause()
+
+    @workflow.update
+    def resume_outreach(self, action: ResumeOutreach) -> ActionAck:
+        self.outreach.unpause(action.actor)
+        return self.case.ack()
+
+    @resume_outreach.validator
+    def _check_resume(self, action: ResumeOutreach) -> None:
+        self._check(action.actor, "resume outreach", *OUTREACH_STAGES)
+        self.outreach.check_resume()
 
     @workflow.update
     async def mark_completed(self, action: MarkCompleted) -> ActionAck:
@@ -321,3 +355,15 @@ class ReferralWorkflow:
     def ehr_changed(self, event: EhrEvent) -> None:
         """Something about this case changed in the EHR (detection or a notification)."""
         self.ehr.notice(event)
+
+    # -- the patient ------------------------------------------------------------------------------
+
+    @workflow.signal(name=REPLY_SIGNAL)
+    def patient_replied(self, news: ReplyNews) -> None:
+        """The patient answered one of the case's messages (the messaging webhooks)."""
+        self.outreach.replied(news)
+
+    @workflow.signal(name=DELIVERY_SIGNAL)
+    def message_status(self, news: DeliveryNews) -> None:
+        """The provider's final word on one of the case's messages (the messaging webhooks)."""
+        self.outreach.delivered(news)
