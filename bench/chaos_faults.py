@@ -48,28 +48,34 @@ class Faults:
     # How many accepted claims still wait for the EHR to verify them (scheduled, not yet so).
     unverified: Callable[[], Awaitable[int]]
     log: list[Fault] = field(default_factory=list)
+    # One fault at a time: a worker started while Temporal is down would not come up.
+    breaking: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def run(self, traffic_done: asyncio.Event) -> None:
-        """Break things until the traffic is done; every part is up again when this returns."""
+        """Break things until the traffic is done; every part is up again when this returns. The
+        worker dies on its schedule, the other faults when their share of cases is open."""
+        await asyncio.gather(self._one_offs(traffic_done), self._worker_kills(traffic_done))
+
+    async def _one_offs(self, traffic_done: asyncio.Event) -> None:
         one_offs = [
             (self.plan.api_kill_at, self._kill_api),
             (self.plan.temporal_restart_at, self._restart_temporal),
             *([(self.plan.ehr_down_at, self._ehr_down)] if self.plan.ehr_outage else []),
         ]
-        next_kill = now() + self.plan.kill_worker_every
-        while not traffic_done.is_set():
-            opened = len(self.book.opened) / max(1, self.book.cases)
-            if one_offs and opened >= one_offs[0][0]:
+        while one_offs and not traffic_done.is_set():
+            if len(self.book.opened) / max(1, self.book.cases) >= one_offs[0][0]:
                 _, fault = one_offs.pop(0)
-                await fault()
-                next_kill = now() + self.plan.kill_worker_every
-            elif self.plan.kill_worker_every and now() >= next_kill:
+                async with self.breaking:
+                    await fault()
+            else:
+                await _until(traffic_done, 0.1)
+
+    async def _worker_kills(self, traffic_done: asyncio.Event) -> None:
+        if not self.plan.kill_worker_every:
+            return
+        while not await _until(traffic_done, self.plan.kill_worker_every):
+            async with self.breaking:
                 await self._kill_worker()
-                next_kill = now() + self.plan.kill_worker_every
-            try:
-                await asyncio.wait_for(traffic_done.wait(), 0.2)
-            except TimeoutError:
-                pass
 
     async def _kill_worker(self) -> None:
         fault = Fault("worker killed", now())
@@ -139,3 +145,12 @@ class Faults:
                 ),
                 None,
             )
+
+
+async def _until(event: asyncio.Event, seconds: float) -> bool:
+    """Wait for `event` at most `seconds`; whether it is set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

@@ -12,7 +12,7 @@ from bench.stack import Stack
 
 async def test_nothing_accepted_is_lost_through_kills_restarts_and_outages() -> None:
     stack = Stack.create()
-    plan = FaultPlan(kill_worker_every=10, ehr_outage=3)
+    plan = FaultPlan(kill_worker_every=4, ehr_outage=3)
     try:
         report = await run(ChaosOptions(cases=12, concurrency=12, faults=plan), stack, print)
     finally:
