@@ -113,6 +113,18 @@ PAYER_RULES = [
 ]
 
 
+def contacts(n: int, given: str, family: str) -> list[dict]:
+    """A mobile number for all but the sixth person, an email address for three of them: so
+    the demo's messages go by text, by email and, for nobody reachable, to the portal."""
+    telecom = []
+    if n != 6:
+        telecom.append({"system": "phone", "value": f"+1 555 010 {n:04d}", "use": "mobile"})
+    if n in (2, 3, 6):
+        email = f"{given}.{family}@example.org".lower()
+        telecom.append({"system": "email", "value": email, "use": "home"})
+    return telecom
+
+
 def demo_records(now: datetime) -> list[dict]:
     """The synthetic EHR behind the demo: people, places, and what already happened there."""
     made_up = [
@@ -129,7 +141,7 @@ def demo_records(now: datetime) -> list[dict]:
             "id": f"demo-p{n}",
             "name": [{"use": "official", "given": [given], "family": family}],
             "birthDate": born,
-            "telecom": [{"system": "phone", "value": f"+1 555 010 {n:04d}", "use": "mobile"}],
+            "telecom": contacts(n, given, family),
             "communication": [
                 {"language": {"coding": [{"code": code, "display": language}]}, "preferred": True}
             ],
