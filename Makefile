@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 EHR := ehr-sandbox/node_modules/.installed
 IDP := identity-sandbox/node_modules/.installed
 
-.PHONY: run test lint format bench clean web browser postgresql compose
+.PHONY: run test lint format bench chaos clean web browser postgresql compose
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# What breaks, in figures: cases driven through the API while the worker, Temporal, the EHR and
+# an API process fail (`python -m bench.chaos --help`; `--soak MINUTES` for steady load).
+chaos: $(STAMP) $(EHR)
+	$(BIN)/python -m bench.chaos
 
 # The care-team web UI: browser assets pinned in web/package-lock.json, copied into the static
 # folder (not committed), and Debian's Chromium for the browser tests in tests/ui.
