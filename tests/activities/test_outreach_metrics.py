@@ -4,46 +4,20 @@ answer worked out by hand."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
-from activities.ledger.append import append_entries
 from activities.ledger.metrics import MetricsQuery, compute
+from tests.activities import ledger_cases
+from tests.activities.ledger_cases import Event
 from tests.postgres import on_both_databases
-from workflows.care.chain import GENESIS, link
-from workflows.care.models import EventKind, LedgerEntry
+from workflows.care.models import EventKind
 
 pytestmark = on_both_databases
 
-START = datetime(2026, 11, 2, 9, tzinfo=UTC)  # a Monday
-HOUR = timedelta(hours=1)
 
-
-def write_case(engine, team: str, events: list[tuple[float, EventKind, dict, str | None]]) -> None:
-    """A referral's ledger: (hours after opening, kind, details, stage after)."""
-    case_id = f"referral-{uuid.uuid4().hex[:8]}"
-    entries, previous = [], GENESIS
-    timeline = [(0.0, EventKind.OPENED, {}, "awaiting_scheduling"), *events]
-    for seq, (hours, kind, details, stage) in enumerate(timeline, 1):
-        entry = LedgerEntry(
-            case_id=case_id,
-            seq=seq,
-            at=START + hours * HOUR,
-            kind=kind,
-            actor="system",
-            role="system",
-            summary=kind.value,
-            stage_after=stage,
-            details=details,
-            case_type="referral",
-            team=team,
-            pathway="referral",
-            pathway_version="test",
-            prev_hash=previous,
-            hash_scheme=2,
-        )
-        entry.hash = previous = link(previous, entry.content())
-        entries.append(entry)
-    append_entries(engine, entries)
+def write_case(engine, team: str, events: list[Event]) -> None:
+    ledger_cases.write_case(
+        engine, team, events, case_type="referral", opened_in="awaiting_scheduling"
+    )
 
 
 def message(hours: float, channel: str, status: str = "sent", n: int = 1):
