@@ -110,6 +110,19 @@ class ChaosReport:
 KINDS = ("worker killed", "temporal restarted", "api killed", "ehr down")
 
 
+async def _progress(book: Book, faults: Faults, say: Progress, done: asyncio.Event) -> None:
+    """Where the traffic is, every ten seconds."""
+    while True:
+        try:
+            await asyncio.wait_for(done.wait(), 10)
+            return
+        except TimeoutError:
+            say(
+                f"{len(book.opened):,} cases opened, {book.actions:,} actions accepted, "
+                f"{len(faults.log)} faults so far"
+            )
+
+
 def evening_timezone(moment: datetime) -> str:
     """A zone where `moment` is a weekday evening: a stat order there is due at close of business
     today, already past, so its escalation fires during the run (to be checked for doubles).
@@ -151,11 +164,13 @@ async def run(options: ChaosOptions, stack: Stack, say: Progress) -> ChaosReport
         say(f"driving {options.cases:,} cases, {options.concurrency} at a time, through faults")
         began, done = now(), asyncio.Event()
         breaking = asyncio.create_task(faults.run(done))
+        telling = asyncio.create_task(_progress(book, faults, say, done))
         try:
             await traffic.drive(options.concurrency)
         finally:
             done.set()
             await breaking
+            await telling
         seconds = now() - began
         faults.measure_recovery()
         say("checking every case against what the API accepted")
