@@ -46,7 +46,14 @@ async def open_cases(
     true only for the cases this request opened."""
     found = []
     for pathway, order in opening:
-        opened = await open_case(client, pathway, order, task_queue)
+        try:
+            opened = await open_case(client, pathway, order, task_queue)
+        except RPCError as err:
+            if err.status != RPCStatusCode.FAILED_PRECONDITION:
+                raise
+            # The case is there, but its workflow task keeps failing: it takes nothing now.
+            handle = client.get_workflow_handle(order.case_id)
+            raise await _unanswered(client, handle) from None
         case = await query_case(client, opened.case_id)
         case.created = opened.created
         found.append(case)
@@ -63,20 +70,25 @@ async def query_case(client: Client, case_id: str) -> CaseDetail:
         if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case {case_id}") from None
         if err.status in UNANSWERED:
-            held = await _held_because(client, handle)
-            if held:
-                raise HTTPException(
-                    status.HTTP_503_SERVICE_UNAVAILABLE,
-                    f"The case is held until this is fixed: {held}. Nothing is lost; it goes "
-                    "on by itself once the cause is fixed",
-                ) from None
-            # Temporal keeps the case; only no worker is answering for it right now.
-            raise HTTPException(
-                status.HTTP_503_SERVICE_UNAVAILABLE,
-                "The case cannot be read right now (no worker is answering); "
-                "nothing is lost, try again shortly",
-            ) from None
+            raise await _unanswered(client, handle) from None
         raise
+
+
+async def _unanswered(client: Client, handle: WorkflowHandle) -> HTTPException:
+    """Why a case did not answer: held by a failing workflow task (and why, when it is the care
+    kit's own reason), or no worker answering for it right now. Temporal keeps it either way."""
+    held = await _held_because(client, handle)
+    if held:
+        return HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"The case is held until this is fixed: {held}. Nothing is lost; it goes "
+            "on by itself once the cause is fixed",
+        )
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "The case cannot be read right now (no worker is answering); "
+        "nothing is lost, try again shortly",
+    )
 
 
 async def _held_because(client: Client, handle: WorkflowHandle) -> str | None:
@@ -174,6 +186,8 @@ async def act(
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise await _not_running(client, case_id, actor) from None
+        if err.status == RPCStatusCode.FAILED_PRECONDITION:  # its workflow task keeps failing
+            raise await _unanswered(client, handle) from None
         raise
     return await query_case(client, case_id)
 
