@@ -192,7 +192,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__)
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=24)
-    parser.add_argument("--kill-every", type=float, default=5.0, help="seconds between kills")
+    parser.add_argument(
+        "--kill-every",
+        type=float,
+        default=15.0,
+        help="seconds between worker kills (a worker takes 10-30 s to recover from one: much "
+        "more often and nothing moves)",
+    )
     parser.add_argument("--ehr-outage", type=float, default=15.0, help="seconds the EHR is down")
     parser.add_argument("--soak", type=float, default=0, help="minutes of steady load instead")
     parser.add_argument("--rate", type=float, default=2.0, help="soak: cases opened per second")

@@ -31,7 +31,7 @@ class Fault:
 
 @dataclass
 class FaultPlan:
-    kill_worker_every: float = 5.0  # seconds between worker kills (0: never)
+    kill_worker_every: float = 15.0  # seconds between worker kills (0: never)
     ehr_outage: float = 15.0  # seconds the EHR stays down (0: never down)
     # When each one-off fault hits, as the share of the cases opened so far.
     api_kill_at: float = 0.2
