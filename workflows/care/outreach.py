@@ -17,13 +17,12 @@ case's snapshot when it continues as new. An outreach that is not `enabled` (cas
 it existed) schedules nothing at all, so their histories replay unchanged.
 
 This module is the cadence: the pathway's moves and when each touch is due, by which channel. How
-a touch reaches the patient is in touches.py.
+a touch reaches the patient is in touches.py, what comes back from them in replies.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -34,18 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.care import queues
     from workflows.care.calls import CALL_TIMEOUT
     from workflows.care.case import Case
-    from workflows.care.messaging import (
-        FINAL,
-        Cadence,
-        DeliveryNews,
-        DeliveryStatus,
-        Medium,
-        ReplyKind,
-        ReplyNews,
-        SendStatus,
-        Touch,
-        send_window,
-    )
+    from workflows.care.messaging import Cadence, Medium, SendStatus, Touch, send_window
     from workflows.care.models import (
         SYSTEM,
         Actor,
@@ -54,9 +42,10 @@ with workflow.unsafe.imports_passed_through():
         OutreachAttempt,
         OutreachState,
     )
+    from workflows.care.replies import OnReply, Replies
     from workflows.care.touches import Compose, Message, Touches
 
-__all__ = ["Compose", "Message", "Outreach"]  # what pathways build an outreach from
+__all__ = ["Compose", "Message", "OnReply", "Outreach"]  # what pathways build an outreach from
 
 # The messaging activity that frees a closed case's SMS conversation (activities/messaging/).
 RELEASE_CONVERSATIONS = "release_conversations"
@@ -65,16 +54,9 @@ RELEASE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=2)
 )
 RUNNING, PAUSED, STOPPED, DONE = "running", "paused", "stopped", "done"
-SEEN_KEPT = 20  # replies' message ids kept to drop a signal delivered twice
-# Replies that answer the message; keywords (STOP, START, HELP) are about consent instead.
-ANSWERS = {ReplyKind.CONFIRM, ReplyKind.CALL_BACK, ReplyKind.OTHER}
-
-# What the pathway makes of an answer (CONFIRM, CALL_BACK, OTHER) to one of its messages (the
-# attempt, when the case still keeps it): the REPLY event's summary, or None for the usual one.
-OnReply = Callable[[ReplyNews, OutreachAttempt | None], str | None]
 
 
-class Outreach(Touches):
+class Outreach(Touches, Replies):
     """A case's outreach to its patient; see the module's docstring."""
 
     def __init__(
@@ -199,93 +181,6 @@ class Outreach(Touches):
         except ActivityError:
             workflow.logger.warning("SMS conversations of case %s not released", self.case.case_id)
 
-    # -- what the patient and the providers say -------------------------------------------------
-
-    def replied(self, news: ReplyNews) -> None:
-        """A patient's message (REPLY_SIGNAL): consent keywords change the channels, an answer
-        stops the cadence and goes to the pathway."""
-        case, s = self.case, self.state
-        if not self.enabled or case.closed:
-            workflow.logger.warning("Reply to case %s ignored: no outreach open", case.case_id)
-            return
-        if news.message_id in s.seen:
-            return
-        s.seen = [*s.seen, news.message_id][-SEEN_KEPT:]
-        attempt = self._find(news.in_reply_to)
-        if attempt is not None:
-            attempt.replies += 1
-        channel = news.channel.value
-        if news.kind in (ReplyKind.OPT_OUT, ReplyKind.OPT_IN):
-            out = news.kind == ReplyKind.OPT_OUT
-            s.opted_out = [c for c in s.opted_out if c != channel] + ([channel] if out else [])
-            consent = "opted_out" if out else "opted_in"
-            said = "opted out of" if out else "opted back in to"
-            case.record(
-                EventKind.CONSENT,
-                SYSTEM,
-                f"The patient {said} {channel} messages",
-                details={
-                    "channel": channel,
-                    "consent": consent,
-                    "keyword": news.body.strip().upper()[:20],
-                },
-            )
-            self._wake()
-            return
-        details = {
-            "attempt": news.in_reply_to,
-            "channel": channel,
-            "reply": news.kind.value,
-            "text": news.body,
-        }
-        if news.kind not in ANSWERS:  # HELP: the webhook has answered it
-            case.record(
-                EventKind.REPLY, SYSTEM, f"The patient asked for help by {channel}", details=details
-            )
-            return
-        summary = self.on_reply(news, attempt) or f"The patient replied by {channel}"
-        case.record(EventKind.REPLY, SYSTEM, summary, details=details)
-        self.stop("replied")
-        if news.kind == ReplyKind.CALL_BACK:
-            self.call_task(
-                "the patient asked for a call back", kind=attempt.kind if attempt else None
-            )
-
-    def delivered(self, news: DeliveryNews) -> None:
-        """A provider's final word on an attempt (DELIVERY_SIGNAL). Undelivered, the channel is
-        marked unreachable and the touch goes again at once by the next channel."""
-        case, s = self.case, self.state
-        if not self.enabled or case.closed:
-            workflow.logger.warning("Delivery news for case %s ignored", case.case_id)
-            return
-        attempt = self._find(news.attempt_id)
-        if attempt is None:
-            workflow.logger.warning("Delivery news for case %s: attempt not kept", case.case_id)
-            return
-        if news.status not in FINAL or attempt.delivery is not None:
-            return  # not final, or told already
-        attempt.delivery, attempt.error_code = news.status.value, news.error_code
-        failed = news.status in (DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED)
-        case.record(
-            EventKind.DELIVERY,
-            SYSTEM,
-            f"Message {attempt.number} by {attempt.channel}: {news.status.value}",
-            details={
-                "attempt": attempt.attempt_id,
-                "channel": attempt.channel,
-                "status": news.status.value,
-                "error_code": news.error_code or "",
-            },
-        )
-        if not failed:
-            return
-        if attempt.channel not in s.unreachable:
-            s.unreachable.append(attempt.channel)
-        last_touch = attempt.touch is not None and attempt.touch == s.touch - 1
-        if last_touch and attempt.kind == s.kind and s.state in (RUNNING, DONE):
-            s.touch, s.tried, s.state = attempt.touch or 0, [attempt.channel], RUNNING
-            self._wake()
-
     # -- the runner ---------------------------------------------------------------------------
 
     def _wake(self) -> None:
@@ -352,5 +247,11 @@ class Outreach(Touches):
         )
         self._touched()
 
-    def _find(self, attempt_id: str) -> OutreachAttempt | None:
-        return next((a for a in self.state.attempts if a.attempt_id == attempt_id), None)
+    def _undelivered(self, attempt: OutreachAttempt) -> None:
+        """A message of the touch just made was not delivered: that touch goes again at once by
+        the next channel (when the cadence has not moved on since)."""
+        s = self.state
+        last_touch = attempt.touch is not None and attempt.touch == s.touch - 1
+        if last_touch and attempt.kind == s.kind and s.state in (RUNNING, DONE):
+            s.touch, s.tried, s.state = attempt.touch or 0, [attempt.channel], RUNNING
+            self._wake()
