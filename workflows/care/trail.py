@@ -3,11 +3,18 @@
 A background task in the workflow writes pending entries with a local activity; the ledger
 stores each (case, seq) once, so activity retries and replays never duplicate or reorder.
 
-A local activity holds the workflow task open until it is done, and with it the reply to an
-update. So entries a care-team action records are written just after its reply, not before it:
-the action answers as fast as the workflow accepts it, and its entries follow a few milliseconds
-later (the case's detail counts them as `ledger_pending` meanwhile). Opening a case is the
-exception: its entries are written at once, in the one workflow task that opens it.
+Entries are written once the workflow task that recorded them has completed (a 1 ms timer ends
+it first), and a write takes exactly the entries recorded before that timer. So:
+- an entry is stored as the case's history has it. A worker killed after a write but before its
+  task completed would otherwise leave an entry whose retried task records it again at another
+  time: the ledger refuses the second (another hash under the same number) and the case holds;
+- which entries a write takes never depends on when, within a workflow task, an action arrived
+  (Temporal may hand an action to a replaying case before a local activity's result, and after
+  it when the case ran: a batch taken at that moment differed, and the history did not replay);
+- an action answers as soon as the workflow accepts it, and its entries follow a few
+  milliseconds later (the case's detail counts them as `ledger_pending` meanwhile).
+Cases started before this was so (no `ledger-after-task` marker) write as they did: an action's
+entries after its reply, everything else in the task that recorded it.
 
 When the ledger refuses an entry (one already stored under the same number with another hash),
 retrying cannot help: the case says so in its detail, a metric counts it, and the case's next
@@ -33,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
 LEDGER_PATCH = "audit-ledger"
 # Cases started before replies went first write every entry before the reply.
 REPLY_FIRST_PATCH = "ledger-after-reply"
+# Cases started before entries waited for their workflow task to complete write them in it.
+AFTER_TASK_PATCH = "ledger-after-task"
 # Cases started before hashes covered the structured event hash the summary's wording too.
 STRUCTURED_HASH_PATCH = "ledger-structured-hash"
 OPENING_UPDATE = "open_case"  # the kit's name for the update that opens a case
@@ -136,10 +145,17 @@ class AuditTrail:
                 self.unsent.clear()
                 continue
             self.writing = True
-            if self.after_reply and workflow.patched(REPLY_FIRST_PATCH):
+            if workflow.patched(AFTER_TASK_PATCH):
+                # What this workflow task recorded is written once the task has completed, as
+                # recorded: see the module's docstring.
+                count = len(self.unsent)
                 await workflow.sleep(REPLY_FIRST_DELAY)
-            self.after_reply = False
-            batch = list(self.unsent)
+                batch = self.unsent[:count]
+            else:
+                if self.after_reply and workflow.patched(REPLY_FIRST_PATCH):
+                    await workflow.sleep(REPLY_FIRST_DELAY)
+                self.after_reply = False
+                batch = list(self.unsent)
             try:
                 await workflow.execute_local_activity_method(
                     LedgerActivities.append,
