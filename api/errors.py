@@ -179,9 +179,17 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
 UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 
 
+def _unavailable(exc: RPCError) -> bool:
+    """Temporal did not answer: down, too slow, or its connection dropped mid-call (a server
+    restarting answers UNKNOWN "transport error")."""
+    return exc.status in UNAVAILABLE or (
+        exc.status == RPCStatusCode.UNKNOWN and exc.message == "transport error"
+    )
+
+
 async def _temporal_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RPCError)
-    if not _is_api(request) or exc.status not in UNAVAILABLE:
+    if not _is_api(request) or not _unavailable(exc):
         raise exc  # a server error like any other: logged with its traceback, answered 500
     log.warning("temporal_unavailable", status=exc.status.name)
     return problem(

@@ -205,6 +205,10 @@ async def test_server_errors_answer_the_problem_shape_too():
     async def down() -> None:
         raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
 
+    @failing.get("/api/v1/cut")
+    async def cut() -> None:  # as a Temporal server restarting mid-call answers
+        raise RPCError("transport error", RPCStatusCode.UNKNOWN, b"")
+
     @failing.get("/api/v1/broken")
     async def broken() -> None:
         raise RuntimeError("Jane Q Doe")
@@ -214,8 +218,10 @@ async def test_server_errors_answer_the_problem_shape_too():
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         down_answer = await http.get("/api/v1/down")
+        cut_answer = await http.get("/api/v1/cut")
         broken_answer = await http.get("/api/v1/broken", headers={"x-request-id": "desk-7"})
     assert problem(down_answer, 503)["detail"] == "Temporal did not answer; try again shortly"
     assert down_answer.headers["retry-after"] == "10"
+    assert problem(cut_answer, 503)["detail"] == "Temporal did not answer; try again shortly"
     assert "Request id desk-7" in problem(broken_answer, 500)["detail"]
     assert "Jane" not in broken_answer.text
