@@ -58,8 +58,15 @@ async def test_sigkilled_worker_loses_nothing(temporal_address, tmp_path):
     second = dev.start_worker(env, tmp_path / "worker-2.log")
     try:
         noted = await asyncio.wait_for(pending, timeout=60)
+        # The action answers first; its ledger entries follow once its workflow task completed.
+        for _ in range(150):
+            if noted.ledger_pending == 0:
+                break
+            await asyncio.sleep(0.2)
+            noted = await handle.query(ReferralWorkflow.detail)
     finally:
         dev.stop(second)
+    assert noted.ledger_pending == 0
     assert noted.stage == "awaiting_scheduling"
     assert noted.owner == "cora"
     assert [e.kind for e in noted.timeline] == ["opened", "assigned", "stage_changed", "note"]
