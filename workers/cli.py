@@ -4,6 +4,9 @@ register-search-attributes, token."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -55,6 +58,14 @@ def worker(
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_json)
     asyncio.run(run(settings, kinds))
+    # Stopped cleanly. The SDK's Rust threads may outlive the event loop, and one that touches
+    # Python while the interpreter finalizes aborts it (SIGABRT, "PyGILState_Release"): about
+    # one stop in three here, which a supervisor would count as a crash. Everything is stopped
+    # and flushed by now, so the process leaves without finalizing.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command()
@@ -70,6 +81,8 @@ def api(host: str | None = None, port: int | None = None) -> None:
         port=port or settings.api_port,
         log_level="warning",
         access_log=False,
+        # SIGTERM: stop accepting connections, let requests under way finish within the grace.
+        timeout_graceful_shutdown=settings.api_shutdown_grace_seconds,
     )
 
 

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     ehr_activities_per_second: float = 20
     # Where the worker serves Temporal SDK metrics for Prometheus, e.g. 127.0.0.1:9464.
     worker_metrics_address: str | None = None
+    # On SIGTERM the worker stops polling and lets running activities finish for this long
+    # before it cancels them (they are then retried on another worker).
+    worker_shutdown_grace_seconds: float = 30
 
     database_url: str = "sqlite:///.data/followthrough.db"
     # Signs each case's ledger head (workers) and checks it (API); keep it out of the database.
@@ -81,6 +84,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # On SIGTERM the API stops accepting connections and lets requests under way finish for
+    # this long before it cancels them.
+    api_shutdown_grace_seconds: int = 30
 
     jwt_secret: str = DEV_SECRET
     jwt_issuer: str = "followthrough"

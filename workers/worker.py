@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from types import TracebackType
 
 import httpx
@@ -32,7 +33,8 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class WorkerTuning:
-    """Cache, slots and pollers of each worker; the EHR queue's rate (None: no limit)."""
+    """Cache, slots and pollers of each worker; the EHR queue's rate (None: no limit); how long
+    running activities may take to finish once the worker is told to stop."""
 
     max_cached_workflows: int = 500
     max_concurrent_workflow_tasks: int = 100
@@ -40,6 +42,8 @@ class WorkerTuning:
     workflow_task_pollers: int = 5
     activity_task_pollers: int = 5
     ehr_activities_per_second: float | None = None
+    # The SDK's default (cancel at once) for workers built in process; `run` reads the setting.
+    shutdown_grace: timedelta = timedelta(0)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerTuning:
@@ -50,6 +54,7 @@ class WorkerTuning:
             workflow_task_pollers=settings.workflow_task_pollers,
             activity_task_pollers=settings.activity_task_pollers,
             ehr_activities_per_second=settings.ehr_activities_per_second or None,
+            shutdown_grace=timedelta(seconds=settings.worker_shutdown_grace_seconds),
         )
 
 
@@ -73,6 +78,8 @@ class Workers:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> bool | None:
+        # Stop them all at once, so running activities get one grace period, not one per queue.
+        await asyncio.gather(*(worker.shutdown() for worker in self.workers.values()))
         return await self._running.__aexit__(kind, error, trace)
 
 
@@ -92,6 +99,7 @@ def build_worker(
     slots = {
         "max_concurrent_activities": tuning.max_concurrent_activities,
         "activity_task_poller_behavior": PollerBehaviorSimpleMaximum(tuning.activity_task_pollers),
+        "graceful_shutdown_timeout": tuning.shutdown_grace,
     }
     workers: dict[QueueKind, Worker] = {}
     for kind in dict.fromkeys(queues):
@@ -173,4 +181,7 @@ async def run(settings: Settings, queues: Iterable[QueueKind] = tuple(QueueKind)
     )
     async with worker:
         await stop.wait()
+        # Leaving the block stops polling, then waits up to the grace for running activities.
+        log.info("worker_stopping", grace_seconds=settings.worker_shutdown_grace_seconds)
+    engine.dispose()
     log.info("worker_stopped")

@@ -89,6 +89,17 @@ def test_every_service_is_health_checked_and_starts_after_what_it_needs(services
 PINNED = re.compile(r"[\w./-]+:v?\d+\.\d+(\.\d+)?(-[\w.-]+)?")  # never `latest` or a bare major
 
 
+def test_a_stop_gives_the_api_and_workers_their_grace(services):
+    # docker sends SIGTERM, then SIGKILL after the stop grace period (10 s unless set).
+    grace = {
+        "api": Settings().api_shutdown_grace_seconds,
+        "worker": Settings().worker_shutdown_grace_seconds,
+    }
+    for name, seconds in grace.items():
+        period = services[name].get("stop_grace_period", "10s")
+        assert period.endswith("s") and float(period[:-1]) > seconds, (name, period)
+
+
 def test_images_are_pinned_by_version(services):
     for name, service in services.items():
         assert PINNED.fullmatch(service["image"]), f"{name}: {service['image']}"
