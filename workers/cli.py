@@ -4,9 +4,6 @@ register-search-attributes, token."""
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import sys
 from typing import Annotated
 
 import typer
@@ -50,22 +47,14 @@ def worker(
     ] = ",".join(QueueKind),
 ) -> None:
     """Run a worker against TEMPORAL_ADDRESS: every task queue, or the kinds named."""
-    from workers.worker import run
+    from workers.worker import serve
 
     kinds = _queue_kinds(queues)
     if not kinds:
         raise typer.BadParameter("name at least one kind of queue", param_hint="--queues")
     settings = get_settings()
     logs.configure(settings.log_level, settings.log_json)
-    asyncio.run(run(settings, kinds))
-    # Stopped cleanly. The SDK's Rust threads may outlive the event loop, and one that touches
-    # Python while the interpreter finalizes aborts it (SIGABRT, "PyGILState_Release"): about
-    # one stop in three here, which a supervisor would count as a crash. Everything is stopped
-    # and flushed by now, so the process leaves without finalizing.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    serve(settings, kinds)
 
 
 @app.command()

@@ -4,6 +4,7 @@ messaging activities; see workflows/care/queues.py), all of them or the kinds it
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -185,3 +186,20 @@ async def run(settings: Settings, queues: Iterable[QueueKind] = tuple(QueueKind)
         log.info("worker_stopping", grace_seconds=settings.worker_shutdown_grace_seconds)
     engine.dispose()
     log.info("worker_stopped")
+
+
+def serve(settings: Settings, queues: Iterable[QueueKind] = tuple(QueueKind)) -> None:
+    """The worker process: run until SIGTERM or SIGINT, then leave."""
+    asyncio.run(run(settings, queues))
+    leave()
+
+
+def leave() -> None:
+    """End the stopped worker's process without finalizing the interpreter. The SDK's Rust
+    threads may outlive the event loop, and one that touches Python while the interpreter
+    finalizes aborts it (SIGABRT, "PyGILState_Release"), so a clean stop would read as a crash
+    to a supervisor. Everything is stopped and flushed by now."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -17,6 +17,7 @@ import base64
 import json
 import os
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -232,9 +233,10 @@ def run_every_pathway(stack: LeakStack, ehr_url: str) -> None:
 
 
 def ledger_written(http: httpx.Client, case_id: str, headers: dict) -> bool:
-    for _ in range(100):
+    for _ in range(150):  # entries follow the action that recorded them by milliseconds
         if http.get(f"/api/v1/cases/{case_id}", headers=headers).json()["ledger_pending"] == 0:
             return True
+        time.sleep(0.2)
     return False
 
 

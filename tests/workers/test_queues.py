@@ -87,10 +87,13 @@ def test_the_worker_polls_the_queues_it_is_told(monkeypatch):
         ran["queues"] = queues
 
     monkeypatch.setattr("workers.worker.run", run)
+    left = []  # the process would end here, without finalizing
+    monkeypatch.setattr("workers.worker.leave", lambda: left.append(True))
     # Logging set up under the test runner would write to its captured, then closed, output.
     monkeypatch.setattr("workers.logs.configure", lambda level, as_json: None)
     assert CliRunner().invoke(app, ["worker"]).exit_code == 0
     assert ran["queues"] == [QueueKind.WORKFLOWS, QueueKind.EHR, QueueKind.MESSAGING]
+    assert left == [True]
     assert CliRunner().invoke(app, ["worker", "--queues", "ehr"]).exit_code == 0
     assert ran["queues"] == [QueueKind.EHR]
     refused = CliRunner().invoke(app, ["worker", "--queues", "ehr,fax"])
