@@ -17,11 +17,11 @@ from temporalio.service import RPCError
 
 from activities.fhir.client import FhirClient
 from api.audit import case_trail
-from tests.workflows.referral_kit import COORDINATOR, act, ledger_written, referral_input
+from tests.workflows.referral_kit import COORDINATOR, act, ledger_written, linked_referral
 from workers import dev, ehr_sandbox
 from workers.client import connect
 from workers.worker import build_worker
-from workflows.care.models import EventKind, OrderSummary
+from workflows.care.models import EventKind
 from workflows.referral.models import Assign, Cancel, MarkScheduled
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -41,12 +41,7 @@ async def test_verification_waits_out_an_outage(temporal_address, tmp_path, engi
     client = await connect(temporal_address)
     fhir = FhirClient(url, timeout=2)
     task_queue = f"outage-{uuid.uuid4().hex[:8]}"
-    case = referral_input().model_copy(
-        update={
-            "ehr": True,
-            "order": OrderSummary(resource=order, patient=patient, service="Cardiology consult"),
-        }
-    )
+    case = linked_referral(order, patient)
     try:
         async with build_worker(client, engine, task_queue=task_queue, fhir=fhir):
             handle = await client.start_workflow(
@@ -133,12 +128,7 @@ async def test_a_refusal_is_not_retried_and_reaches_the_timeline(temporal_addres
     fhir = FhirClient(ehr_url, timeout=5, transport=transport)
     client = await connect(temporal_address)
     task_queue = f"refusal-{uuid.uuid4().hex[:8]}"
-    case = referral_input().model_copy(
-        update={
-            "ehr": True,
-            "order": OrderSummary(resource=order, patient=patient, service="Cardiology consult"),
-        }
-    )
+    case = linked_referral(order, patient)
     async with build_worker(client, engine, task_queue=task_queue, fhir=fhir):
         handle = await client.start_workflow(
             ReferralWorkflow.run, case, id=case.case_id, task_queue=task_queue
@@ -184,12 +174,7 @@ async def test_a_long_outage_gives_the_claim_back_and_a_cancel_waits_for_it(
     client = time_skipping.client
 
     def case_for(patient: str, order: str):
-        return referral_input().model_copy(
-            update={
-                "ehr": True,
-                "order": OrderSummary(resource=order, patient=patient, service="Consult"),
-            }
-        )
+        return linked_referral(order, patient, "Consult")
 
     handles, claims = [], []
     async with build_worker(client, engine, task_queue=task_queue, fhir=fhir):

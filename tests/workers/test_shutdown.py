@@ -21,11 +21,11 @@ from temporalio.client import WorkflowUpdateStage
 
 from api.auth import mint_token
 from tests.ehr.records import Ehr
-from tests.workflows.referral_kit import COORDINATOR, referral_input
+from tests.workflows.referral_kit import COORDINATOR, linked_referral, referral_input
 from workers import dev
 from workers.client import connect
 from workers.settings import Settings
-from workflows.care.models import EventKind, OrderSummary, Role
+from workflows.care.models import EventKind, Role
 from workflows.referral.models import Assign, MarkScheduled
 from workflows.referral.workflow import ReferralWorkflow
 
@@ -138,12 +138,7 @@ async def test_sigterm_lets_the_running_activity_finish(
         "WORKER_SHUTDOWN_GRACE_SECONDS": str(GRACE),
     }
     client = await connect(temporal_address)
-    case = referral_input().model_copy(
-        update={
-            "ehr": True,
-            "order": OrderSummary(resource=order, patient=patient, service="Cardiology consult"),
-        }
-    )
+    case = linked_referral(order, patient)
     first = dev.start_worker(env, tmp_path / "worker-1.log")
     try:
         handle = await client.start_workflow(

@@ -44,6 +44,16 @@ def referral_input(
     )
 
 
+def linked_referral(order: str, patient: str, service: str = "Cardiology consult") -> ReferralInput:
+    """A referral for an order and patient of the EHR, its claims verified there."""
+    return referral_input().model_copy(
+        update={
+            "ehr": True,
+            "order": OrderSummary(resource=order, patient=patient, service=service),
+        }
+    )
+
+
 _opened: dict[str, list[WorkflowHandle]] = {}
 
 
