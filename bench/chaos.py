@@ -27,7 +27,7 @@ from bench.chaos_check import Verdict, check, reread
 from bench.chaos_faults import Fault, FaultPlan, Faults
 from bench.chaos_stack import ChaosStack, now
 from bench.chaos_traffic import Book, Traffic
-from bench.cli import Interrupt, Progress
+from bench.cli import Progress, interruptible
 from bench.stack import Stack
 from workers.database import make_engine
 from workflows.care.models import Role
@@ -172,14 +172,15 @@ async def run(options: ChaosOptions, stack: Stack, say: Progress) -> ChaosReport
             await breaking
             await telling
         seconds = now() - began
-        faults.measure_recovery()
         say("checking every case against what the API accepted")
         engine = make_engine(chaos.database_url, migrate=False)
         async with httpx.AsyncClient(base_url=chaos.api_urls[0], timeout=60) as http:
             verdict = await check(http, engine, book, admin)
+            faults.measure_recovery()
             say("restarting the worker with an empty cache; reading every case again")
             chaos.kill(chaos.worker)
             chaos.start_worker()
+            await chaos.worker_polling()
             await reread(http, verdict, book, admin)
         engine.dispose()
     finally:
@@ -210,10 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     say = Progress()
     stack = Stack.create(keep=args.keep)
-    interrupt = Interrupt()
 
     async def measured():
-        asyncio.get_running_loop().set_exception_handler(interrupt.quiet)
         if args.soak:
             from bench.soak import soak
 
@@ -222,15 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         options = ChaosOptions(args.cases, args.concurrency, faults, args.keep)
         return await run(options, stack, say)
 
-    try:
-        report = asyncio.run(measured())
-    except BaseException:
-        if not interrupt.caught:
-            raise
-        say("interrupted: stopping the run's processes")
+    report = interruptible(stack, say, measured)
+    if report is None:
         return 130
-    finally:
-        stack.close()
     print(report.render())
     return 0 if report.passed else 1
 

@@ -84,6 +84,9 @@ class Faults:
         self.stack.start_worker()
         fault.back = now()
         self.log.append(fault)
+        # Held under the lock until it polls: Temporal restarted while a worker connects would
+        # leave no worker at all (it exits), and the run with nothing moving.
+        await self.stack.worker_polling()
 
     async def _kill_api(self) -> None:
         """API 1 is killed while requests are in flight on it (waited for, up to 10 s)."""
@@ -127,9 +130,11 @@ class Faults:
 
     def measure_recovery(self) -> None:
         """For each fault, the first success after it was back through what it broke: an action
-        (worker, Temporal) or a request to the killed API. (The EHR's is measured as it comes back.)"""
+        or a case read (worker; the check's reads measure a kill as the traffic ended), an action
+        or an opening (Temporal), a request to the killed API. (The EHR's is measured as it comes
+        back.) Call it once the check has read the cases."""
         through = {
-            "worker killed": lambda kind, api: kind == "action",
+            "worker killed": lambda kind, api: kind in ("action", "read"),
             "temporal restarted": lambda kind, api: kind in ("action", "open"),
             "api killed": lambda kind, api: api == 1,
         }

@@ -12,12 +12,19 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
 from api.auth import mint_token
 from bench.stack import Stack
 from workers import dev
 from workers.ehr_sandbox import start_ehr_sandbox, wait_for_ehr_sandbox
 from workers.settings import Settings
 from workflows.care.models import Role
+from workflows.care.queues import QueueKind, queue_name
 
 TASK_QUEUE = "chaos"
 
@@ -77,6 +84,7 @@ class ChaosStack:
         await self.start_temporal()
         await self.start_ehr()
         self.start_worker()
+        await self.worker_polling()
         for index in range(len(self.api_ports)):
             await self.start_api(index)
 
@@ -95,6 +103,36 @@ class ChaosStack:
 
     def start_worker(self) -> None:
         self.worker = self.stack.own(dev.start_worker(self.env(), self.stack.home / "worker.log"))
+
+    async def worker_polling(self) -> None:
+        """Wait until the worker polls. One that could not connect (Temporal just restarted) has
+        exited, and is started again, as a supervisor would."""
+        for _ in range(5):
+            if self.worker is not None and await self._polling(self.worker):
+                return
+            self.kill(self.worker)
+            self.start_worker()
+        raise RuntimeError(f"no worker would start: see {self.stack.home / 'worker.log'}")
+
+    async def _polling(self, worker: subprocess.Popen, within: float = 60) -> bool:
+        """Whether `worker` polls the workflow queue within `within` seconds (the SDK names its
+        pollers `pid@host`); False once it has exited."""
+        request = DescribeTaskQueueRequest(
+            namespace="default",
+            task_queue=TaskQueue(name=queue_name(TASK_QUEUE, QueueKind.WORKFLOWS)),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+        deadline = time.monotonic() + within
+        while worker.poll() is None and time.monotonic() < deadline:
+            try:
+                client = await Client.connect(self.address)
+                pollers = (await client.workflow_service.describe_task_queue(request)).pollers
+                if any(poller.identity.startswith(f"{worker.pid}@") for poller in pollers):
+                    return True
+            except (RPCError, RuntimeError):
+                pass  # Temporal not answering yet
+            await asyncio.sleep(0.2)
+        return False
 
     async def start_api(self, index: int) -> None:
         port = self.api_ports[index]

@@ -6,11 +6,14 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from bench.options import parse
-from bench.report import Report
 from bench.stack import Stack
 from bench.suite import run
+
+T = TypeVar("T")
 
 
 class Progress:
@@ -45,26 +48,34 @@ class Interrupt:
             loop.default_exception_handler(context)
 
 
+def interruptible(stack: Stack, say: Progress, work: Callable[[], Awaitable[T]]) -> T | None:
+    """Run `work` on `stack`, then close the stack; None when Ctrl-C or SIGTERM stopped it (every
+    process the run started is stopped all the same)."""
+    interrupt = Interrupt()
+
+    async def measured() -> T:
+        asyncio.get_running_loop().set_exception_handler(interrupt.quiet)
+        return await work()
+
+    try:
+        return asyncio.run(measured())
+    except BaseException:
+        if not interrupt.caught:
+            raise
+        say("interrupted: stopping the run's processes")
+        return None
+    finally:
+        stack.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
     say = Progress()
     stack = Stack.create(keep=options.keep)
-    interrupt = Interrupt()
     say(f"working in {stack.home}")
-
-    async def measured() -> Report:
-        asyncio.get_running_loop().set_exception_handler(interrupt.quiet)
-        return await run(options, stack, say)
-
-    try:
-        report = asyncio.run(measured())
-    except BaseException:
-        if not interrupt.caught:
-            raise
-        say("interrupted: stopping the benchmark's processes")
+    report = interruptible(stack, say, lambda: run(options, stack, say))
+    if report is None:
         return 130
-    finally:
-        stack.close()
     say("done; every process it started is stopped")
     if options.keep:
         say(f"logs and databases kept in {stack.home}")
