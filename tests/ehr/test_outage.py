@@ -17,12 +17,12 @@ from temporalio.service import RPCError
 
 from activities.fhir.client import FhirClient
 from api.audit import case_trail
-from tests.workflows.referral_kit import COORDINATOR, act, ledger_written, linked_referral
+from tests.workflows.referral_kit import COORDINATOR, act, booked, ledger_written, linked_referral
 from workers import dev, ehr_sandbox
 from workers.client import connect
 from workers.worker import build_worker
 from workflows.care.models import EventKind
-from workflows.referral.models import Assign, Cancel, MarkScheduled
+from workflows.referral.models import Assign, Cancel
 from workflows.referral.workflow import ReferralWorkflow
 
 from .records import Ehr
@@ -50,11 +50,7 @@ async def test_verification_waits_out_an_outage(temporal_address, tmp_path, engi
             await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
             dev.stop(sandbox)
 
-            claim = MarkScheduled(
-                actor=COORDINATOR,
-                appointment=f"Appointment/{visit['id']}",
-                appointment_at=datetime.fromisoformat(visit["start"]),
-            )
+            claim = booked(visit)
             waiting = await act(handle, ReferralWorkflow.mark_scheduled, claim)
             assert waiting.stage == "awaiting_scheduling"
             assert "waiting_on_ehr_since" in waiting.moments
@@ -134,11 +130,7 @@ async def test_a_refusal_is_not_retried_and_reaches_the_timeline(temporal_addres
             ReferralWorkflow.run, case, id=case.case_id, task_queue=task_queue
         )
         await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
-        claim = MarkScheduled(
-            actor=COORDINATOR,
-            appointment=f"Appointment/{visit['id']}",
-            appointment_at=datetime.fromisoformat(visit["start"]),
-        )
+        claim = booked(visit)
         answer = await act(handle, ReferralWorkflow.mark_scheduled, claim)
         await handle.terminate("test finished")
     await fhir.aclose()
@@ -190,11 +182,7 @@ async def test_a_long_outage_gives_the_claim_back_and_a_cancel_waits_for_it(
                     ReferralWorkflow.run, case, id=case.case_id, task_queue=task_queue
                 )
                 await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
-                claim = MarkScheduled(
-                    actor=COORDINATOR,
-                    appointment=f"Appointment/{visit['id']}",
-                    appointment_at=datetime.fromisoformat(visit["start"]),
-                )
+                claim = booked(visit)
                 waiting = await act(handle, ReferralWorkflow.mark_scheduled, claim)
                 assert "waiting_on_ehr_since" in waiting.moments
                 handles.append(handle)

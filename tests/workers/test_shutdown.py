@@ -21,12 +21,12 @@ from temporalio.client import WorkflowUpdateStage
 
 from api.auth import mint_token
 from tests.ehr.records import Ehr
-from tests.workflows.referral_kit import COORDINATOR, linked_referral, referral_input
+from tests.workflows.referral_kit import COORDINATOR, booked, linked_referral, referral_input
 from workers import dev
 from workers.client import connect
 from workers.settings import Settings
 from workflows.care.models import EventKind, Role
-from workflows.referral.models import Assign, MarkScheduled
+from workflows.referral.models import Assign
 from workflows.referral.workflow import ReferralWorkflow
 
 GRACE = 10  # seconds; the slow answers below take 3
@@ -145,11 +145,7 @@ async def test_sigterm_lets_the_running_activity_finish(
             ReferralWorkflow.run, case, id=case.case_id, task_queue=task_queue
         )
         await handle.execute_update(ReferralWorkflow.assign, Assign(actor=COORDINATOR))
-        claim = MarkScheduled(
-            actor=COORDINATOR,
-            appointment=f"Appointment/{visit['id']}",
-            appointment_at=datetime.fromisoformat(visit["start"]),
-        )
+        claim = booked(visit)
         await handle.start_update(
             ReferralWorkflow.mark_scheduled,
             claim,

@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 from workers.worker import build_worker
 from workflows.care.calendar import BusinessCalendar
 from workflows.care.models import Actor, CaseDetail, OrderSummary, Role
-from workflows.referral.models import Priority, ReferralInput
+from workflows.referral.models import MarkScheduled, Priority, ReferralInput
 from workflows.referral.workflow import ReferralWorkflow
 
 TEAM = "cardiology"
@@ -51,6 +51,15 @@ def linked_referral(order: str, patient: str, service: str = "Cardiology consult
             "ehr": True,
             "order": OrderSummary(resource=order, patient=patient, service=service),
         }
+    )
+
+
+def booked(visit: dict) -> MarkScheduled:
+    """The coordinator's claim that `visit`, an Appointment of the EHR, is booked."""
+    return MarkScheduled(
+        actor=COORDINATOR,
+        appointment=f"Appointment/{visit['id']}",
+        appointment_at=datetime.fromisoformat(visit["start"]),
     )
 
 
