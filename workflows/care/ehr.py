@@ -157,15 +157,21 @@ class EhrLink:
             await workflow.wait_condition(handle.done, timeout=ANSWER_WITHIN)
         except TimeoutError:
             self._waiting_on_ehr(f"verify {_claimed(check)}")
-        gave_up = False
+        gave_up = evicted = False
         try:
             verdict = await handle
         except ActivityError as err:
             # Refused by the EHR (a 4xx), or silent past VERIFY_WITHIN: the owner sees why.
             gave_up = err.retry_state == RetryState.TIMEOUT
             verdict = Verdict(verified=False, reason=_refusal(err))
+        except GeneratorExit:
+            # The worker let the case go from its cache mid-wait: nothing happened to the case,
+            # and outside its run there is no clock to record by.
+            evicted = True
+            raise
         finally:
-            self._ehr_answered(gave_up=gave_up)
+            if not evicted:
+                self._ehr_answered(gave_up=gave_up)
         if verdict.verified:
             self.case.record(
                 EventKind.VERIFIED,
