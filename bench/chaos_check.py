@@ -51,6 +51,19 @@ class Verdict:
         )
 
 
+async def _get(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> httpx.Response:
+    """A read of the check's, tried again when the connection broke: a kept-alive connection the
+    API closed just as it was reused fails the read (httpx.ReadError), though nothing is wrong."""
+    for attempt in range(3):
+        try:
+            return await http.get(path, headers=headers)
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
 def expected_stage(book: Book, case_id: str) -> str:
     actions = [accepted.action for accepted in book.accepted.get(case_id, [])]
     if "cancel" in actions:
@@ -68,7 +81,7 @@ async def settle(http: httpx.AsyncClient, book: Book, admin: dict[str, str]) -> 
     began, waiting, seen = now(), set(book.opened), {}
     while waiting and now() - began < SETTLE_WITHIN:
         for case_id in list(waiting):
-            response = await http.get(f"/api/v1/cases/{case_id}", headers=admin)
+            response = await _get(http, f"/api/v1/cases/{case_id}", admin)
             if response.status_code != 200:
                 continue
             # A read is a query, answered by a worker: it tells a worker killed as the traffic
@@ -95,7 +108,7 @@ async def check(
             verdict.wrong_stage.append(f"{case_id}: {stage}, not {expected_stage(book, case_id)}")
         trail = await asyncio.to_thread(case_trail, engine, case_id)
         _compare(verdict, book, case_id, trail)
-        report = await http.get(f"/api/v1/cases/{case_id}/audit/verify", headers=admin)
+        report = await _get(http, f"/api/v1/cases/{case_id}/audit/verify", admin)
         if report.status_code != 200 or not report.json()["intact"]:
             verdict.broken_chains.append(f"{case_id}: {report.text[:200]}")
     for case_id, created in book.created.items():
@@ -139,7 +152,7 @@ async def reread(http: httpx.AsyncClient, verdict: Verdict, book: Book, admin: d
     """Every case read once more (by a worker started afresh: see `unreadable`)."""
     for case_id in sorted(book.opened):
         for _ in range(60):  # the worker is starting: "no worker is answering" until it is up
-            response = await http.get(f"/api/v1/cases/{case_id}", headers=admin)
+            response = await _get(http, f"/api/v1/cases/{case_id}", admin)
             if response.status_code != 503:
                 break
             await asyncio.sleep(1)
