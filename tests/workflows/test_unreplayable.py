@@ -4,9 +4,11 @@ referral-chaos-1: one case of 300 in a chaos run (`make chaos --cases 300`) that
 could not read (nondeterminism: "Timer machine does not handle this event: ActivityTaskScheduled"
 at event 45). The case was opened, claimed, noted and cancelled while Temporal restarted. Its
 ledger's 1 ms timer (the write of what the previous workflow task recorded) and the Task
-mirror's activity were issued in one order when the case ran and in the other on replay. Not
-yet confirmed: most likely the ledger's local-activity result (marker 39) reached the workflow
-together with other news when the case ran, and alone when it replays. The test is expected to fail until the case replays; then it fails as an
+mirror's activity were issued in one order when the case ran and in the other on replay. On
+replay the ledger's local-activity result (marker 39) reaches the workflow in task 38, whose
+loop then starts its next timer there; when the case ran, that timer came in task 44, after the
+mirror's activity: the result was handed over with the mirror's news, one task later. A command
+issued as a local activity resolves depends on when it resolves, which replay does not keep. The test is expected to fail until the case replays; then it fails as an
 unexpected pass, and the history moves to the recorded ones."""
 
 from __future__ import annotations
