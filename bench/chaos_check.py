@@ -54,14 +54,12 @@ class Verdict:
 async def _get(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> httpx.Response:
     """A read of the check's, tried again when the connection broke: a kept-alive connection the
     API closed just as it was reused fails the read (httpx.ReadError), though nothing is wrong."""
-    for attempt in range(3):
+    for _ in range(2):
         try:
             return await http.get(path, headers=headers)
         except httpx.TransportError:
-            if attempt == 2:
-                raise
             await asyncio.sleep(0.5)
-    raise AssertionError("unreachable")
+    return await http.get(path, headers=headers)
 
 
 def expected_stage(book: Book, case_id: str) -> str:

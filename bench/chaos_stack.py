@@ -123,14 +123,15 @@ class ChaosStack:
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
         )
         deadline = time.monotonic() + within
+        client: Client | None = None
         while worker.poll() is None and time.monotonic() < deadline:
             try:
-                client = await Client.connect(self.address)
+                client = client or await Client.connect(self.address)
                 pollers = (await client.workflow_service.describe_task_queue(request)).pollers
                 if any(poller.identity.startswith(f"{worker.pid}@") for poller in pollers):
                     return True
             except (RPCError, RuntimeError):
-                pass  # Temporal not answering yet
+                pass  # Temporal not answering yet (RuntimeError: it refused the connection)
             await asyncio.sleep(0.2)
         return False
 

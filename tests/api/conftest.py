@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from api.auth import mint_token
+from tests.processes import process_env
 from workers import dev
 from workers.demo import CARDIOLOGY, IMAGING, service_request
 from workers.settings import Settings
@@ -39,11 +40,7 @@ def stack(temporal_address, tmp_path_factory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("stack")
     port = dev.free_port()
     task_queue = f"api-{uuid.uuid4().hex[:8]}"
-    env = {
-        "TEMPORAL_ADDRESS": temporal_address,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "DATABASE_URL": f"sqlite:///{home / 'app.db'}",
-        "DATA_DIR": str(home),
+    env = process_env(temporal_address, home, task_queue) | {
         "JWT_SECRET": SECRET,
         "METRICS_SCRAPE_TOKEN": SCRAPE_TOKEN,
         "LEDGER_ANCHOR_KEY": ANCHOR_KEY,

@@ -12,6 +12,7 @@ import pytest
 from temporalio.service import RPCError
 
 from api.auth import mint_token
+from tests.processes import process_env
 from workers import dev
 from workers.client import connect
 from workers.settings import Settings
@@ -53,11 +54,7 @@ def ehr_stack(temporal_address, ehr_url, payer_url, tmp_path_factory) -> Iterato
     home = tmp_path_factory.mktemp("ehr-stack")
     port = dev.free_port()
     task_queue = f"ehr-{uuid.uuid4().hex[:8]}"
-    env = {
-        "TEMPORAL_ADDRESS": temporal_address,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "DATABASE_URL": f"sqlite:///{home / 'app.db'}",
-        "DATA_DIR": str(home),
+    env = process_env(temporal_address, home, task_queue) | {
         "JWT_SECRET": SECRET,
         "ENVIRONMENT": "test",
         "API_PORT": str(port),

@@ -30,6 +30,7 @@ import pytest
 from api.auth import mint_token
 from api.web.session import SESSION_COOKIE
 from tests.ehr.records import Ehr, new_id
+from tests.processes import process_env
 from workers import dev
 from workers.client import connect, data_converter
 from workers.demo import CARDIOLOGY, service_request
@@ -80,11 +81,7 @@ def start_stack(home: Path, ehr_url: str, encrypted: bool) -> Iterator[LeakStack
     task_queue = f"leak-{uuid.uuid4().hex[:8]}"
     temporal = dev.start_temporal(home / "temporal.db", temporal_port, None, home / "temporal.log")
     processes = [temporal]
-    env = {
-        "TEMPORAL_ADDRESS": address,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "DATABASE_URL": f"sqlite:///{home / 'app.db'}",
-        "DATA_DIR": str(home),
+    env = process_env(address, home, task_queue) | {
         "JWT_SECRET": SECRET,
         "ENVIRONMENT": "test",
         "API_PORT": str(api_port),

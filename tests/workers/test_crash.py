@@ -9,6 +9,7 @@ import uuid
 
 from activities.fhir.intake import open_case
 from api.audit import case_trail, verify_chain
+from tests.processes import process_env
 from tests.workflows.referral_kit import act
 from workers import dev
 from workers.client import connect
@@ -27,12 +28,7 @@ CORA = Actor(user_id="cora", role=Role.COORDINATOR, team="cardiology")
 
 async def test_sigkilled_worker_loses_nothing(temporal_address, tmp_path):
     task_queue = f"crash-{uuid.uuid4().hex[:8]}"
-    env = {
-        "TEMPORAL_ADDRESS": temporal_address,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
-        "DATA_DIR": str(tmp_path),
-    }
+    env = process_env(temporal_address, tmp_path, task_queue)
     client = await connect(temporal_address)
     first = dev.start_worker(env, tmp_path / "worker-1.log")
     try:

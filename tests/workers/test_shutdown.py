@@ -21,6 +21,7 @@ from temporalio.client import WorkflowUpdateStage
 
 from api.auth import mint_token
 from tests.ehr.records import Ehr
+from tests.processes import process_env
 from tests.workflows.referral_kit import COORDINATOR, booked, linked_referral, referral_input
 from workers import dev
 from workers.client import connect
@@ -127,11 +128,7 @@ async def test_sigterm_lets_the_running_activity_finish(
     order = ehr.order(patient)
     visit = ehr.appointment(patient, datetime.now(UTC) + timedelta(days=3), order)
     task_queue = f"shutdown-{uuid.uuid4().hex[:8]}"
-    env = {
-        "TEMPORAL_ADDRESS": temporal_address,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
-        "DATA_DIR": str(tmp_path),
+    env = process_env(temporal_address, tmp_path, task_queue) | {
         "FHIR_BASE_URL": slow_ehr.url,
         "EHR_VERIFICATION": "true",
         "EHR_DETECTION_MINUTES": "0",
@@ -190,11 +187,7 @@ async def test_sigterm_lets_the_request_under_way_finish(temporal_address, tmp_p
     task_queue = f"shutdown-api-{uuid.uuid4().hex[:8]}"
     port = dev.free_port()
     secret = "test-secret-" + uuid.uuid4().hex
-    env = {
-        "TEMPORAL_ADDRESS": temporal_address,
-        "TEMPORAL_TASK_QUEUE": task_queue,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
-        "DATA_DIR": str(tmp_path),
+    env = process_env(temporal_address, tmp_path, task_queue) | {
         "JWT_SECRET": secret,
         "ENVIRONMENT": "test",
         "API_PORT": str(port),

@@ -7,16 +7,14 @@ import uuid
 import httpx
 
 from tests.conftest import eventually
+from tests.processes import process_env
 from workers import dev
 
 
 def test_worker_metrics_are_scraped(temporal_address, tmp_path):
     port = dev.free_port()
-    env = {
-        "TEMPORAL_ADDRESS": temporal_address,
-        "TEMPORAL_TASK_QUEUE": f"metrics-{uuid.uuid4().hex[:8]}",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
-        "DATA_DIR": str(tmp_path),
+    task_queue = f"metrics-{uuid.uuid4().hex[:8]}"
+    env = process_env(temporal_address, tmp_path, task_queue) | {
         "WORKER_METRICS_ADDRESS": f"127.0.0.1:{port}",
     }
     worker = dev.start_worker(env, tmp_path / "worker.log")
